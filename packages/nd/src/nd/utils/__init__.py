@@ -1,0 +1,21 @@
+"""``nd.utils``: cpp_extension now; data loading arrives with nddata."""
+from __future__ import annotations
+
+import importlib
+
+from . import cpp_extension
+
+__all__ = ["cpp_extension", "data"]
+
+
+def __getattr__(name: str):
+    if name == "data":
+        try:
+            mod = importlib.import_module("nddata")
+        except ModuleNotFoundError as e:
+            if e.name == "nddata":
+                raise ImportError("nd.utils.data needs the 'nddata' package, which is not installed") from None
+            raise
+        globals()["data"] = mod
+        return mod
+    raise AttributeError(name)

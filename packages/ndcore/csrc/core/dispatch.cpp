@@ -1,0 +1,209 @@
+#include "dispatch.h"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "ops_gen.h"
+#include "scalar.h"
+
+namespace nd {
+
+std::vector<OpDef> make_op_table();  // op_table_gen.cpp
+
+const std::vector<OpDef>& op_table() {
+  static const std::vector<OpDef> table = make_op_table();
+  return table;
+}
+const OpDef& op_def(OpId id) { return op_table().at((size_t)id); }
+OpId op_id(const std::string& name) {
+  static const std::unordered_map<std::string, OpId> index = [] {
+    std::unordered_map<std::string, OpId> m;
+    const auto& t = op_table();
+    for (size_t i = 0; i < t.size(); ++i) m.emplace(t[i].name, (OpId)i);
+    return m;
+  }();
+  auto it = index.find(name);
+  return it == index.end() ? -1 : it->second;
+}
+const char* Call::name() const { return op_def(op).name; }
+
+Generator& default_generator() {
+  static Generator g;
+  return g;
+}
+
+// ---- hooks -----------------------------------------------------------------------------------
+namespace {
+std::atomic<AutogradHook> g_autograd{nullptr};
+std::atomic<ProfileBegin> g_prof_begin{nullptr};
+std::atomic<ProfileEnd> g_prof_end{nullptr};
+std::atomic<CheckHook> g_check{nullptr};
+std::atomic<int> g_rank_policy{0};
+std::atomic<WarnHandler> g_warn{nullptr};
+thread_local bool t_grad_enabled = true;
+}  // namespace
+
+void set_autograd_hook(AutogradHook hook) { g_autograd.store(hook); }
+AutogradHook autograd_hook() { return g_autograd.load(std::memory_order_relaxed); }
+void set_profiler_hooks(ProfileBegin begin, ProfileEnd end) {
+  g_prof_end.store(end);
+  g_prof_begin.store(begin);
+}
+void set_check_hook(CheckHook hook) { g_check.store(hook); }
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+void set_rank_promotion_policy(int policy) { g_rank_policy.store(policy); }
+int rank_promotion_policy() { return g_rank_policy.load(std::memory_order_relaxed); }
+void set_warn_handler(WarnHandler handler) { g_warn.store(handler); }
+void warn(const std::string& msg) {
+  if (auto h = g_warn.load()) h(msg);
+}
+
+// ---- devices ----------------------------------------------------------------------------------
+namespace {
+struct DeviceRegistry {
+  std::mutex mu;
+  std::vector<std::string> names{"cpu"};
+  std::vector<std::shared_ptr<DeviceBackend>> backends{nullptr};
+};
+DeviceRegistry& registry() {
+  static auto* r = new DeviceRegistry();
+  return *r;
+}
+}  // namespace
+
+int16_t register_device_type(const std::string& name, std::shared_ptr<DeviceBackend> backend) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  for (size_t i = 0; i < r.names.size(); ++i)
+    if (r.names[i] == name) {
+      if (i == 0) throw ValueError("[register_device] 'cpu' is built in and cannot be replaced");
+      r.backends[i] = std::move(backend);  // re-registration replaces (e.g. module reload)
+      return (int16_t)i;
+    }
+  r.names.push_back(name);
+  r.backends.push_back(std::move(backend));
+  return (int16_t)(r.names.size() - 1);
+}
+int16_t device_type_id(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  for (size_t i = 0; i < r.names.size(); ++i)
+    if (r.names[i] == name) return (int16_t)i;
+  return -1;
+}
+std::string device_type_name(int16_t type) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  return (size_t)type < r.names.size() ? r.names[type] : "unknown";
+}
+DeviceBackend* device_backend(int16_t type) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  return (size_t)type < r.backends.size() ? r.backends[type].get() : nullptr;
+}
+std::vector<std::string> device_type_names() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  return r.names;
+}
+
+// ---- the dispatch point -------------------------------------------------------------------------
+namespace {
+// The device an op runs on. Wrapped Python numbers and 0-d CPU tensors may join tensors of any
+// device (as in torch); any other mix is an error naming the op and both devices.
+Device resolve_device(const Call& call, const OpDef& def) {
+  if (def.flags & kCreation) {
+    for (size_t i = 0; i < def.attr_names.size(); ++i)
+      if (std::string(def.attr_names[i]) == "device" && call.attrs[i].kind == Value::Kind::Device)
+        return call.attrs[i].dev;
+    return Device{};
+  }
+  if (def.flags & kCrossDevice) return call.inputs[0].device();
+  Device dev;
+  bool found = false, found_cpu_scalar = false;
+  for (const auto& t : call.inputs) {
+    if (!t.defined()) continue;
+    Device d = t.device();
+    if (d.is_cpu() && t.dim() == 0 && !found) {
+      found_cpu_scalar = true;
+      continue;
+    }
+    if (d.is_cpu() && t.dim() == 0) continue;
+    if (!found) {
+      dev = d;
+      found = true;
+    } else if (d != dev) {
+      throw ValueError(std::string("[") + def.name + "] expected all tensors to be on the same device, but found " +
+                       dev.str() + " and " + d.str());
+    }
+  }
+  (void)found_cpu_scalar;
+  return dev;
+}
+}  // namespace
+
+void dispatch(Call& call) {
+  const OpDef& def = op_def(call.op);
+  ProfileBegin pb = g_prof_begin.load(std::memory_order_relaxed);
+  void* token = pb ? pb(call) : nullptr;
+
+  Device dev = resolve_device(call, def);
+  if (dev.is_cpu() || (def.flags & kView)) {
+    if (!def.cpu) throw NotImplementedError(std::string("[") + def.name + "] has no CPU kernel");
+    def.cpu(call);
+  } else {
+    DeviceBackend* backend = device_backend(dev.type);
+    if (!backend) throw ValueError(std::string("[") + def.name + "] device type " + dev.str() + " is not registered");
+    backend->run(call);
+  }
+  if (call.inplace || (def.flags & kInplace)) {
+    if (call.outputs.empty()) call.outputs.push_back(call.inputs[0]);
+    call.inputs[0].bump_version();
+  }
+
+  if (CheckHook ch = g_check.load(std::memory_order_relaxed)) ch(call);
+  if (AutogradHook ag = g_autograd.load(std::memory_order_relaxed)) {
+    if (t_grad_enabled && !(def.flags & kNoAutograd)) {
+      bool any = false;
+      for (const auto& t : call.inputs) any |= t.defined() && t.requires_grad();
+      if (any) ag(call);
+    }
+  }
+  if (token) g_prof_end.load()(token, call);
+}
+
+Tensor dispatch1(OpId op, std::vector<Tensor> inputs, std::vector<Value> attrs, bool inplace) {
+  Call c;
+  c.op = op;
+  c.inputs = std::move(inputs);
+  c.attrs = std::move(attrs);
+  c.inplace = inplace;
+  if (inplace) c.outputs.push_back(c.inputs.at(0));
+  dispatch(c);
+  return c.outputs.at(0);
+}
+
+// ---- type promotion ----------------------------------------------------------------------------
+DType promote_types(DType a, DType b) {
+  if (a == b) return a;
+  if (a == DType::Bool) return b;
+  if (b == DType::Bool) return a;
+  bool fa = is_floating(a), fb = is_floating(b);
+  if (fa && !fb) return a;
+  if (fb && !fa) return b;
+  if (fa && fb) {
+    if ((a == DType::Float16 && b == DType::BFloat16) || (a == DType::BFloat16 && b == DType::Float16))
+      return DType::Float32;
+    return itemsize(a) >= itemsize(b) ? (a == DType::Float16 || a == DType::BFloat16 ? b : a) : b;
+  }
+  // integers
+  if (a == DType::UInt8 || b == DType::UInt8) {
+    DType other = a == DType::UInt8 ? b : a;
+    return other == DType::Int8 ? DType::Int16 : other;
+  }
+  return itemsize(a) >= itemsize(b) ? a : b;
+}
+
+}  // namespace nd

@@ -1,0 +1,92 @@
+// binary_ops.h owns the elementwise binary functors, one per op, named after it in PascalCase.
+// Each computes in the promoted type (16-bit floats widened to float by the loop).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+namespace nd {
+namespace bfn {
+
+template <typename T> constexpr bool is_fp = std::is_floating_point_v<T>;
+
+struct Add { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a || b; else return T(a + b); } };
+struct Sub { template <typename T> T operator()(T a, T b) const { return T(a - b); } };
+struct Mul { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a && b; else return T(a * b); } };
+struct Div { template <typename T> T operator()(T a, T b) const { return T(a / b); } };
+struct Maximum { template <typename T> T operator()(T a, T b) const { if constexpr (is_fp<T>) { if (a != a) return a; if (b != b) return b; } return a > b ? a : b; } };
+struct Minimum { template <typename T> T operator()(T a, T b) const { if constexpr (is_fp<T>) { if (a != a) return a; if (b != b) return b; } return a < b ? a : b; } };
+struct Atan2 { template <typename T> T operator()(T a, T b) const { return std::atan2(a, b); } };
+struct Hypot { template <typename T> T operator()(T a, T b) const { return std::hypot(a, b); } };
+struct Copysign { template <typename T> T operator()(T a, T b) const { return std::copysign(a, b); } };
+struct Fmod {
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (is_fp<T>) return std::fmod(a, b); else return b == 0 ? T(0) : T(a % b);
+  }
+};
+// Python's modulo: the result takes the divisor's sign.
+struct Remainder {
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (is_fp<T>) {
+      T r = std::fmod(a, b);
+      return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+    } else {
+      if (b == 0) return T(0);
+      T r = T(a % b);
+      return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
+    }
+  }
+};
+struct FloorDivide {
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (is_fp<T>) {
+      if (b == 0) return a / b;
+      T m = std::fmod(a, b), d = (a - m) / b;
+      if (m != 0 && ((b < 0) != (m < 0))) d -= 1;
+      T fd = std::floor(d);
+      if (d - fd > T(0.5)) fd += 1;
+      return d == 0 ? std::copysign(T(0), a / b) : fd;
+    } else {
+      if (b == 0) return T(0);
+      T q = T(a / b);
+      if ((a % b != 0) && ((a < 0) != (b < 0))) q = T(q - 1);
+      return q;
+    }
+  }
+};
+struct Pow {
+  template <typename T> T operator()(T a, T b) const {
+    if constexpr (is_fp<T>) {
+      return std::pow(a, b);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return a || !b;
+    } else {
+      if (b < 0) return a == 1 ? T(1) : (a == T(-1) ? T((b % 2) ? -1 : 1) : T(0));
+      T r = 1, base = a;
+      for (auto e = b; e > 0; e >>= 1) {
+        if (e & 1) r = T(r * base);
+        base = T(base * base);
+      }
+      return r;
+    }
+  }
+};
+struct BitwiseAnd { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a && b; else return T(a & b); } };
+struct BitwiseOr { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a || b; else return T(a | b); } };
+struct BitwiseXor { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a != b; else return T(a ^ b); } };
+struct Lshift { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a; else return (b < 0 || b >= T(sizeof(T) * 8)) ? T(0) : T((std::make_unsigned_t<T>)a << b); } };
+struct Rshift { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a; else return (b < 0 || b >= T(sizeof(T) * 8)) ? T(a < 0 ? -1 : 0) : T(a >> b); } };
+
+// comparisons and logical ops: bool results
+struct Eq { template <typename T> bool operator()(T a, T b) const { return a == b; } };
+struct Ne { template <typename T> bool operator()(T a, T b) const { return a != b; } };
+struct Lt { template <typename T> bool operator()(T a, T b) const { return a < b; } };
+struct Le { template <typename T> bool operator()(T a, T b) const { return a <= b; } };
+struct Gt { template <typename T> bool operator()(T a, T b) const { return a > b; } };
+struct Ge { template <typename T> bool operator()(T a, T b) const { return a >= b; } };
+struct LogicalAnd { template <typename T> bool operator()(T a, T b) const { return (a != T(0)) && (b != T(0)); } };
+struct LogicalOr { template <typename T> bool operator()(T a, T b) const { return (a != T(0)) || (b != T(0)); } };
+struct LogicalXor { template <typename T> bool operator()(T a, T b) const { return (a != T(0)) != (b != T(0)); } };
+
+}  // namespace bfn
+}  // namespace nd

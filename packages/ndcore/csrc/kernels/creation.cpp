@@ -1,0 +1,282 @@
+// Creation (empty, full, arange, linspace, eye) and random kernels (uniform_, normal_,
+// bernoulli_, random_, randperm) driven by nd::Generator's Philox counters.
+#include <cmath>
+
+#include "loops.h"
+
+namespace nd {
+namespace {
+
+// Philox-4x32-10: 4 random 32-bit words per (counter, key). Counter-based, so element i of a
+// fill depends only on the seed and its position (reproducible across thread counts).
+struct Philox {
+  uint32_t k0, k1;
+  explicit Philox(uint64_t seed) : k0((uint32_t)seed), k1((uint32_t)(seed >> 32)) {}
+  void block(uint64_t ctr, uint32_t out[4]) const {
+    uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0, a = k0, b = k1;
+    for (int r = 0; r < 10; ++r) {
+      uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+      uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ a, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ b;
+      c1 = (uint32_t)p1;
+      c3 = (uint32_t)p0;
+      c0 = n0;
+      c2 = n2;
+      a += 0x9E3779B9u;
+      b += 0xBB67AE85u;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  }
+};
+
+Generator& gen_of(const Call& c, size_t attr) {
+  const Value& v = c.attrs.at(attr);
+  if (v.kind == Value::Kind::Object) return *static_cast<Generator*>(v.obj.get());
+  return default_generator();
+}
+
+inline double u01_53(uint32_t hi, uint32_t lo) { return ((((uint64_t)hi << 32) | lo) >> 11) * (1.0 / 9007199254740992.0); }
+inline float u01_24(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
+
+// Fills `n` values with fn(words[4], base_index) producing up to 4 values per Philox block.
+template <typename F>
+void philox_fill(Generator& g, int64_t n, int per_block, F&& fn) {
+  int64_t blocks = (n + per_block - 1) / per_block;
+  uint64_t start = g.reserve((uint64_t)blocks);
+  Philox ph(g.initial_seed());
+  parallel_for(blocks, 4096, [&](int64_t b, int64_t e) {
+    uint32_t w[4];
+    for (int64_t k = b; k < e; ++k) {
+      ph.block(start + (uint64_t)k, w);
+      fn(w, k * per_block);
+    }
+  });
+}
+
+// Writes values produced into a contiguous buffer, then into x (which may be strided).
+template <typename Fill>
+void fill_random(const Tensor& x, Fill&& fill_contig) {
+  Tensor tmp = x.is_contiguous() ? x : empty_tensor(x.sizes(), x.dtype());
+  fill_contig(tmp);
+  if (tmp.impl() != x.impl()) copy_into(x, tmp);
+}
+
+DType creation_dtype(const Call& c, size_t attr, DType fallback) {
+  return c.attrs[attr].is_none() ? fallback : c.attrs[attr].to_dtype();
+}
+Device creation_device(const Call& c, size_t attr) {
+  return c.attrs[attr].kind == Value::Kind::Device ? c.attrs[attr].dev : Device{};
+}
+
+void write_scalar(const Tensor& t, const Value& v) {
+  ND_DISPATCH_ALL(t.dtype(), "full", [&] {
+    using C = typename compute_type<scalar_t>::type;
+    scalar_t fill = v.kind == Value::Kind::Double ? scalar_t(C(v.d)) : v.kind == Value::Kind::Bool ? scalar_t(C(v.b)) : scalar_t(C(v.i));
+    scalar_t* d = t.data<scalar_t>();
+    int64_t n = t.numel();
+    parallel_for(n, kGrainCheap, [&](int64_t b, int64_t e) { std::fill(d + b, d + e, fill); });
+  });
+}
+
+}  // namespace
+
+void k_empty(Call& c) {
+  c.outputs = {empty_tensor(c.attrs[0].list, creation_dtype(c, 1, default_float_dtype()), creation_device(c, 2))};
+}
+
+void k_full(Call& c) {
+  const Value& v = c.attrs[1];
+  DType inferred = v.kind == Value::Kind::Double ? default_float_dtype() : v.kind == Value::Kind::Bool ? DType::Bool : DType::Int64;
+  Tensor t = empty_tensor(c.attrs[0].list, creation_dtype(c, 2, inferred), Device{});
+  write_scalar(t, v);
+  c.outputs = {t};
+}
+
+void k_arange(Call& c) {
+  Value start = c.attrs[0], end = c.attrs[1], step = c.attrs[2];
+  if (end.is_none()) {
+    end = start;
+    start = Value::from_int(0);
+  }
+  bool all_int = start.kind != Value::Kind::Double && end.kind != Value::Kind::Double && step.kind != Value::Kind::Double;
+  DType dt = creation_dtype(c, 3, all_int ? DType::Int64 : default_float_dtype());
+  double s = start.to_double(), e = end.to_double(), st = step.to_double();
+  if (st == 0) throw ValueError("[arange] step must be nonzero");
+  if ((st > 0 && e < s) || (st < 0 && e > s))
+    throw ValueError("[arange] upper bound and larger bound inconsistent with step sign (start " + std::to_string(s) + ", end " + std::to_string(e) + ", step " + std::to_string(st) + ")");
+  int64_t n = all_int ? (int64_t)((end.to_int() - start.to_int() + step.to_int() - (step.to_int() > 0 ? 1 : -1)) / step.to_int())
+                      : (int64_t)std::ceil((e - s) / st);
+  Tensor t = empty_tensor({std::max<int64_t>(n, 0)}, dt);
+  ND_DISPATCH_ALL(dt, "arange", [&] {
+    using C = typename compute_type<scalar_t>::type;
+    scalar_t* d = t.data<scalar_t>();
+    if (all_int) {
+      for (int64_t i = 0; i < n; ++i) d[i] = scalar_t(C(start.to_int() + i * step.to_int()));
+    } else {
+      for (int64_t i = 0; i < n; ++i) d[i] = scalar_t(C(s + (double)i * st));
+    }
+  });
+  c.outputs = {t};
+}
+
+void k_linspace(Call& c) {
+  double s = c.attrs[0].to_double(), e = c.attrs[1].to_double();
+  int64_t n = c.attrs[2].i;
+  if (n < 0) throw ValueError("[linspace] number of steps must be non-negative, got " + std::to_string(n));
+  DType dt = creation_dtype(c, 3, default_float_dtype());
+  Tensor t = empty_tensor({n}, dt);
+  double step = n > 1 ? (e - s) / (double)(n - 1) : 0.0;
+  ND_DISPATCH_ALL(dt, "linspace", [&] {
+    using C = typename compute_type<scalar_t>::type;
+    scalar_t* d = t.data<scalar_t>();
+    int64_t half = n / 2;  // fill from both ends so the last value is exactly `end`, as torch does
+    for (int64_t i = 0; i < n; ++i) {
+      double v = i < half ? s + step * (double)i : e - step * (double)(n - 1 - i);
+      if constexpr (std::is_integral_v<C>) d[i] = scalar_t(C(v)); else d[i] = scalar_t(C(v));
+    }
+  });
+  c.outputs = {t};
+}
+
+void k_eye(Call& c) {
+  int64_t n = c.attrs[0].i, m = c.attrs[1].is_none() ? n : c.attrs[1].i;
+  if (n < 0 || m < 0) throw ValueError("[eye] n and m must be non-negative, got " + std::to_string(n) + ", " + std::to_string(m));
+  DType dt = creation_dtype(c, 2, default_float_dtype());
+  Tensor t = empty_tensor({n, m}, dt);
+  std::memset(t.data_ptr(), 0, t.numel() * t.itemsize());
+  ND_DISPATCH_ALL(dt, "eye", [&] {
+    scalar_t* d = t.data<scalar_t>();
+    for (int64_t i = 0; i < std::min(n, m); ++i) d[i * m + i] = scalar_t(1);
+  });
+  c.outputs = {t};
+}
+
+void k_uniform_(Call& c) {
+  const Tensor& x = c.inputs[0];
+  double lo = c.attrs[0].to_double(), hi = c.attrs[1].to_double();
+  if (lo > hi) throw ValueError("[uniform_] expects from <= to, got from=" + std::to_string(lo) + " > to=" + std::to_string(hi));
+  Generator& g = gen_of(c, 2);
+  fill_random(x, [&](const Tensor& t) {
+    int64_t n = t.numel();
+    ND_DISPATCH_FLOAT(t.dtype(), "uniform_", [&] {
+      scalar_t* d = t.data<scalar_t>();
+      if constexpr (std::is_same_v<scalar_t, double>) {
+        philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
+          for (int k = 0; k < 2 && i0 + k < n; ++k) d[i0 + k] = lo + (hi - lo) * u01_53(w[2 * k], w[2 * k + 1]);
+        });
+      } else {
+        philox_fill(g, n, 4, [&](uint32_t* w, int64_t i0) {
+          for (int k = 0; k < 4 && i0 + k < n; ++k) {
+            float v = (float)lo + (float)(hi - lo) * u01_24(w[k]);
+            d[i0 + k] = scalar_t(v);
+          }
+        });
+      }
+    });
+  });
+  c.outputs = {x};
+}
+
+void k_normal_(Call& c) {
+  const Tensor& x = c.inputs[0];
+  double mean = c.attrs[0].to_double(), std = c.attrs[1].to_double();
+  if (std < 0) throw ValueError("[normal_] expects std >= 0.0, got " + std::to_string(std));
+  Generator& g = gen_of(c, 2);
+  fill_random(x, [&](const Tensor& t) {
+    int64_t n = t.numel();
+    ND_DISPATCH_FLOAT(t.dtype(), "normal_", [&] {
+      scalar_t* d = t.data<scalar_t>();
+      // Box-Muller: two uniforms -> two normals
+      if constexpr (std::is_same_v<scalar_t, double>) {
+        philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
+          double u1 = 1.0 - u01_53(w[0], w[1]), u2 = u01_53(w[2], w[3]);
+          double r = std::sqrt(-2.0 * std::log(u1)), th = 6.283185307179586 * u2;
+          if (i0 < n) d[i0] = mean + std * r * std::cos(th);
+          if (i0 + 1 < n) d[i0 + 1] = mean + std * r * std::sin(th);
+        });
+      } else {
+        philox_fill(g, n, 4, [&](uint32_t* w, int64_t i0) {
+          for (int k = 0; k < 2; ++k) {
+            float u1 = 1.0f - u01_24(w[2 * k]), u2 = u01_24(w[2 * k + 1]);
+            float r = std::sqrt(-2.0f * std::log(u1)), th = 6.2831853f * u2;
+            if (i0 + 2 * k < n) d[i0 + 2 * k] = scalar_t(float(mean) + float(std) * r * std::cos(th));
+            if (i0 + 2 * k + 1 < n) d[i0 + 2 * k + 1] = scalar_t(float(mean) + float(std) * r * std::sin(th));
+          }
+        });
+      }
+    });
+  });
+  c.outputs = {x};
+}
+
+void k_bernoulli_(Call& c) {
+  const Tensor& x = c.inputs[0];
+  double p = c.attrs[0].to_double();
+  if (p < 0 || p > 1) throw ValueError("[bernoulli_] expects 0 <= p <= 1, got " + std::to_string(p));
+  Generator& g = gen_of(c, 1);
+  fill_random(x, [&](const Tensor& t) {
+    int64_t n = t.numel();
+    ND_DISPATCH_ALL(t.dtype(), "bernoulli_", [&] {
+      scalar_t* d = t.data<scalar_t>();
+      philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
+        for (int k = 0; k < 2 && i0 + k < n; ++k) d[i0 + k] = scalar_t(u01_53(w[2 * k], w[2 * k + 1]) < p ? 1 : 0);
+      });
+    });
+  });
+  c.outputs = {x};
+}
+
+void k_random_(Call& c) {
+  const Tensor& x = c.inputs[0];
+  int64_t lo = c.attrs[0].i;
+  int64_t hi;
+  if (c.attrs[1].is_none()) {
+    hi = is_floating(x.dtype()) ? (int64_t)1 << (x.dtype() == DType::Float64 ? 53 : x.dtype() == DType::Float32 ? 24 : 11)
+         : x.dtype() == DType::Bool ? 2 : x.dtype() == DType::Int64 ? INT64_MAX : ((int64_t)1 << (8 * x.itemsize() - (x.dtype() == DType::UInt8 ? 0 : 1)));
+  } else {
+    hi = c.attrs[1].i;
+  }
+  if (hi <= lo) throw ValueError("[random_] expects 'from' < 'to', got from=" + std::to_string(lo) + " to=" + std::to_string(hi));
+  uint64_t range = (uint64_t)(hi - lo);
+  Generator& g = gen_of(c, 2);
+  fill_random(x, [&](const Tensor& t) {
+    int64_t n = t.numel();
+    ND_DISPATCH_ALL(t.dtype(), "random_", [&] {
+      using C = typename compute_type<scalar_t>::type;
+      scalar_t* d = t.data<scalar_t>();
+      philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
+        for (int k = 0; k < 2 && i0 + k < n; ++k) {
+          uint64_t r = ((uint64_t)w[2 * k] << 32) | w[2 * k + 1];
+          d[i0 + k] = scalar_t(C(lo + (int64_t)(r % range)));
+        }
+      });
+    });
+  });
+  c.outputs = {x};
+}
+
+void k_randperm(Call& c) {
+  int64_t n = c.attrs[0].i;
+  if (n < 0) throw ValueError("[randperm] n must be non-negative, got " + std::to_string(n));
+  Generator& g = gen_of(c, 1);
+  DType dt = creation_dtype(c, 2, DType::Int64);
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  // Fisher-Yates with one Philox block per two swaps
+  uint64_t start = g.reserve((uint64_t)(n / 2 + 1));
+  Philox ph(g.initial_seed());
+  uint32_t w[4];
+  for (int64_t i = n - 1; i > 0; --i) {
+    int64_t k = n - 1 - i;
+    if (k % 2 == 0) ph.block(start + (uint64_t)(k / 2), w);
+    uint64_t r = ((uint64_t)w[2 * (k % 2)] << 32) | w[2 * (k % 2) + 1];
+    std::swap(perm[i], perm[(int64_t)(r % (uint64_t)(i + 1))]);
+  }
+  Tensor t = empty_tensor({n}, dt);
+  ND_DISPATCH_ALL(dt, "randperm", [&] {
+    scalar_t* d = t.data<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) d[i] = scalar_t((typename compute_type<scalar_t>::type)perm[i]);
+  });
+  c.outputs = {t};
+}
+
+}  // namespace nd

@@ -1,0 +1,302 @@
+// Indexing kernels: advanced indexing (index, index_put_), gather/scatter, index_select,
+// masked_fill, nonzero.
+#include <cstring>
+
+#include "loops.h"
+
+namespace nd {
+namespace {
+
+inline void copy_elem(char* dst, const char* src, size_t n) {
+  switch (n) {
+    case 1: *dst = *src; break;
+    case 2: std::memcpy(dst, src, 2); break;
+    case 4: std::memcpy(dst, src, 4); break;
+    default: std::memcpy(dst, src, 8); break;
+  }
+}
+
+// Element offsets (in elements) of every position of a strided sub-space, in C order.
+std::vector<int64_t> offsets_of(const Shape& sizes, const Shape& strides) {
+  int64_t n = numel_of(sizes);
+  std::vector<int64_t> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rem = i, off = 0;
+    for (int64_t d = (int64_t)sizes.size() - 1; d >= 0; --d) {
+      off += (rem % sizes[d]) * strides[d];
+      rem /= sizes[d];
+    }
+    out[i] = off;
+  }
+  return out;
+}
+
+// Layout of self[indices] (NumPy advanced indexing): which dims are indexed, the broadcast
+// index shape, and the element offsets of the pre / indexed / post parts.
+struct AdvIndex {
+  Shape out_shape;
+  std::vector<int64_t> pre, mid, post;  // out index (p, m, q) reads element pre[p] + mid[m] + post[q]
+};
+
+AdvIndex plan_index(const Tensor& self, std::vector<Tensor> idx, const char* op) {
+  // bool masks become one long index per masked dim
+  std::vector<Tensor> expanded;
+  for (auto& t : idx) {
+    if (t.defined() && (t.dtype() == DType::Bool || t.dtype() == DType::UInt8)) {
+      Tensor nz = nd::nonzero(t);  // [n, k]
+      for (int64_t j = 0; j < t.dim(); ++j) expanded.push_back(nd::select(nz, 1, j));
+      if (t.dim() == 0) expanded.push_back(Tensor());  // 0-d mask is handled below by the caller
+    } else {
+      expanded.push_back(t);
+    }
+  }
+  idx = expanded;
+  if ((int64_t)idx.size() > self.dim())
+    throw IndexError(std::string("[") + op + "] too many indices for tensor of dimension " + std::to_string(self.dim()) + " (got " + std::to_string(idx.size()) + ")");
+  std::vector<int64_t> dims;
+  Shape bshape;
+  bool first = true;
+  for (size_t d = 0; d < idx.size(); ++d) {
+    if (!idx[d].defined()) continue;
+    if (is_floating(idx[d].dtype()))
+      throw IndexError(std::string("[") + op + "] tensors used as indices must be long, int, byte or bool tensors, got " + dtype_name(idx[d].dtype()));
+    bshape = first ? idx[d].sizes() : broadcast_shapes(bshape, idx[d].sizes(), op);
+    first = false;
+    dims.push_back((int64_t)d);
+  }
+  bool adjacent = true;
+  for (size_t k = 1; k < dims.size(); ++k) adjacent &= dims[k] == dims[k - 1] + 1;
+  AdvIndex a;
+  Shape pre_sz, pre_st, post_sz, post_st;
+  std::vector<bool> is_idx(self.dim(), false);
+  for (auto d : dims) is_idx[d] = true;
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    if (is_idx[d]) continue;
+    if (adjacent && !dims.empty() && d < dims[0]) { pre_sz.push_back(self.sizes()[d]); pre_st.push_back(self.strides()[d]); }
+    else { post_sz.push_back(self.sizes()[d]); post_st.push_back(self.strides()[d]); }
+  }
+  a.pre = offsets_of(pre_sz, pre_st);
+  a.post = offsets_of(post_sz, post_st);
+  int64_t nb = numel_of(bshape);
+  a.mid.assign(nb, 0);
+  for (auto d : dims) {
+    Tensor it = cast_to(nd::expand(idx[d], bshape), DType::Int64).contiguous();
+    const int64_t* ip = it.data<int64_t>();
+    int64_t n = self.sizes()[d], st = self.strides()[d];
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t v = ip[i];
+      if (v < -n || v >= n)
+        throw IndexError(std::string("[") + op + "] index " + std::to_string(v) + " is out of bounds for dimension " + std::to_string(d) + " with size " + std::to_string(n));
+      a.mid[i] += (v < 0 ? v + n : v) * st;
+    }
+  }
+  a.out_shape = pre_sz;
+  a.out_shape.insert(a.out_shape.end(), bshape.begin(), bshape.end());
+  a.out_shape.insert(a.out_shape.end(), post_sz.begin(), post_sz.end());
+  return a;
+}
+
+std::vector<Tensor> index_list(const Call& c, size_t first, size_t count) {
+  return std::vector<Tensor>(c.inputs.begin() + first, c.inputs.begin() + first + count);
+}
+
+}  // namespace
+
+void k_index(Call& c) {
+  const Tensor& self = c.inputs[0];
+  AdvIndex a = plan_index(self, index_list(c, 1, (size_t)c.attrs[0].i), "index");
+  Tensor out = prepare_output(c, a.out_shape, self.dtype(), self.dtype(), self.device());
+  Tensor tmp = out.is_contiguous() ? out : empty_tensor(a.out_shape, self.dtype());
+  size_t isz = self.itemsize();
+  const char* src = self.data_ptr();
+  char* dst = tmp.data_ptr();
+  int64_t P = a.pre.size(), M = a.mid.size(), Q = a.post.size();
+  parallel_for(P * M, std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(Q, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t pm = b; pm < e; ++pm) {
+      int64_t base = a.pre[pm / M] + a.mid[pm % M];
+      char* o = dst + pm * Q * isz;
+      for (int64_t q = 0; q < Q; ++q) copy_elem(o + q * isz, src + (base + a.post[q]) * isz, isz);
+    }
+  });
+  if (tmp.impl() != out.impl()) copy_into(out, tmp);
+  finish_output(c, out);
+}
+
+void k_index_put_(Call& c) {
+  const Tensor& self = c.inputs[0];
+  size_t n_idx = (size_t)c.attrs[0].i;
+  Tensor values = c.inputs[1 + n_idx];
+  bool accumulate = c.attrs[1].b;
+  AdvIndex a = plan_index(self, index_list(c, 1, n_idx), "index_put_");
+  Tensor v = cast_to(nd::expand(values, a.out_shape), self.dtype()).contiguous();
+  int64_t P = a.pre.size(), M = a.mid.size(), Q = a.post.size();
+  ND_DISPATCH_ALL(self.dtype(), "index_put_", [&] {
+    scalar_t* dst = self.data<scalar_t>();
+    const scalar_t* vs = v.data<scalar_t>();
+    // Serial when accumulating: duplicate indices must add up, not race.
+    for (int64_t pm = 0; pm < P * M; ++pm) {
+      int64_t base = a.pre[pm / M] + a.mid[pm % M];
+      for (int64_t q = 0; q < Q; ++q) {
+        scalar_t& d = dst[base + a.post[q]];
+        if (accumulate) {
+          if constexpr (std::is_same_v<scalar_t, bool>) d = d || vs[pm * Q + q];
+          else d = scalar_t((typename compute_type<scalar_t>::type)d + (typename compute_type<scalar_t>::type)vs[pm * Q + q]);
+        } else {
+          d = vs[pm * Q + q];
+        }
+      }
+    }
+  });
+  c.outputs = {self};
+}
+
+namespace {
+// For gather/scatter: offsets into `t` of each position of `index`, with dim `dim` replaced
+// by the index value (bounds-checked against t's size along dim).
+std::vector<int64_t> gather_offsets(const Tensor& t, int64_t dim, const Tensor& index, const char* op) {
+  if (index.dim() != t.dim() && !(index.dim() <= 1 && t.dim() <= 1))
+    throw ValueError(std::string("[") + op + "] index tensor must have the same number of dimensions as input (" + std::to_string(t.dim()) + "), got shape " + shape_str(index.sizes()));
+  for (int64_t d = 0; d < index.dim(); ++d)
+    if (d != dim && index.sizes()[d] > t.sizes()[d])
+      throw ValueError(std::string("[") + op + "] size of index " + shape_str(index.sizes()) + " exceeds input " + shape_str(t.sizes()) + " at dim " + std::to_string(d));
+  if (index.dtype() != DType::Int64)
+    throw TypeError(std::string("[") + op + "] expected index dtype int64, got " + dtype_name(index.dtype()));
+  Tensor ic = index.contiguous();
+  const int64_t* ip = ic.data<int64_t>();
+  int64_t n = ic.numel();
+  std::vector<int64_t> off(n);
+  int64_t limit = t.dim() == 0 ? 1 : t.sizes()[dim];
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rem = i, o = 0;
+    for (int64_t d = index.dim() - 1; d >= 0; --d) {
+      int64_t k = rem % index.sizes()[d];
+      rem /= index.sizes()[d];
+      if (d == dim) {
+        int64_t v = ip[i];
+        if (v < -limit || v >= limit)
+          throw IndexError(std::string("[") + op + "] index " + std::to_string(v) + " is out of bounds for dimension " + std::to_string(dim) + " with size " + std::to_string(limit));
+        k = v < 0 ? v + limit : v;
+      }
+      o += k * t.strides()[d];
+    }
+    off[i] = o;
+  }
+  return off;
+}
+std::vector<int64_t> plain_offsets(const Tensor& t, const Shape& shape) {
+  Shape st(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) st[d] = t.dim() == 0 ? 0 : t.strides()[d];
+  return offsets_of(shape, st);
+}
+}  // namespace
+
+void k_gather(Call& c) {
+  const Tensor &self = c.inputs[0], &index = c.inputs[1];
+  int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "gather");
+  auto off = gather_offsets(self, dim, index, "gather");
+  Tensor out = prepare_output(c, index.sizes(), self.dtype(), self.dtype(), self.device());
+  Tensor tmp = out.is_contiguous() ? out : empty_tensor(index.sizes(), self.dtype());
+  size_t isz = self.itemsize();
+  for (size_t i = 0; i < off.size(); ++i) copy_elem(tmp.data_ptr() + i * isz, self.data_ptr() + off[i] * isz, isz);
+  if (tmp.impl() != out.impl()) copy_into(out, tmp);
+  finish_output(c, out);
+}
+
+namespace {
+template <bool Add>
+void scatter_kernel(Call& c) {
+  const Tensor &self = c.inputs[0], &index = c.inputs[1];
+  Tensor src = c.inputs[2];
+  int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), c.name());
+  Tensor out = prepare_output(c, self.sizes(), self.dtype(), self.dtype(), self.device());
+  if (out.impl() != self.impl()) copy_into(out, self);
+  if (src.dim() == 0) src = nd::expand(src, index.sizes());
+  for (int64_t d = 0; d < index.dim(); ++d)
+    if (index.sizes()[d] > src.sizes()[d])
+      throw ValueError(std::string("[") + c.name() + "] index " + shape_str(index.sizes()) + " is larger than src " + shape_str(src.sizes()) + " at dim " + std::to_string(d));
+  src = cast_to(src, self.dtype());
+  auto dst_off = gather_offsets(out, dim, index, c.name());
+  auto src_off = plain_offsets(src, index.sizes());
+  ND_DISPATCH_ALL(self.dtype(), c.name(), [&] {
+    scalar_t* d = out.data<scalar_t>();
+    const scalar_t* s = src.data<scalar_t>();
+    for (size_t i = 0; i < dst_off.size(); ++i) {
+      if constexpr (Add) {
+        if constexpr (std::is_same_v<scalar_t, bool>) d[dst_off[i]] = d[dst_off[i]] || s[src_off[i]];
+        else d[dst_off[i]] = scalar_t((typename compute_type<scalar_t>::type)d[dst_off[i]] + (typename compute_type<scalar_t>::type)s[src_off[i]]);
+      } else {
+        d[dst_off[i]] = s[src_off[i]];
+      }
+    }
+  });
+  finish_output(c, out);
+}
+}  // namespace
+
+void k_scatter(Call& c) { scatter_kernel<false>(c); }
+void k_scatter_add(Call& c) { scatter_kernel<true>(c); }
+
+void k_index_select(Call& c) {
+  const Tensor &self = c.inputs[0], &index = c.inputs[1];
+  if (index.dim() > 1) throw ValueError("[index_select] index must be 0-D or 1-D, got shape " + shape_str(index.sizes()));
+  int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "index_select");
+  if (self.dim() == 0) {
+    c.outputs = {nd::clone(self)};
+    return;
+  }
+  std::vector<Tensor> idx(dim + 1);
+  idx[dim] = index.dim() == 0 ? nd::reshape(index, {1}) : index;
+  Tensor r = nd::index(self, idx);
+  Tensor out = prepare_output(c, r.sizes(), self.dtype(), self.dtype(), self.device());
+  if (out.impl() != r.impl()) copy_into(out, r);
+  finish_output(c, out);
+}
+
+void k_masked_fill(Call& c) {
+  const Tensor &self = c.inputs[0], &mask = c.inputs[1], &value = c.inputs[2];
+  if (mask.dtype() != DType::Bool) throw TypeError(std::string("[masked_fill] expected a bool mask, got ") + dtype_name(mask.dtype()));
+  if (value.dim() != 0) throw ValueError("[masked_fill] only supports a 0-dimension value tensor, got shape " + shape_str(value.sizes()));
+  broadcast_strides(mask, self.sizes(), "masked_fill");
+  Tensor out = prepare_output(c, self.sizes(), self.dtype(), self.dtype(), self.device());
+  if (out.impl() != self.impl()) copy_into(out, self);
+  Tensor v = cast_to(value, self.dtype());
+  StridedLoop<2> loop({out, mask}, self.sizes(), "masked_fill");
+  ND_DISPATCH_ALL(self.dtype(), "masked_fill", [&] {
+    const scalar_t fill = *v.data<scalar_t>();
+    loop.run(
+        [&](char** p, const int64_t* s, int64_t n) {
+          for (int64_t i = 0; i < n; ++i)
+            if (*reinterpret_cast<bool*>(p[1] + i * s[1])) *reinterpret_cast<scalar_t*>(p[0] + i * s[0]) = fill;
+        },
+        kGrainCheap);
+  });
+  finish_output(c, out);
+}
+
+void k_nonzero(Call& c) {
+  const Tensor& x = c.inputs[0];
+  Tensor xb = cast_to(x, DType::Bool).contiguous();
+  const bool* b = xb.data<bool>();
+  int64_t n = xb.numel(), count = 0;
+  for (int64_t i = 0; i < n; ++i) count += b[i];
+  int64_t nd_ = x.dim();
+  Tensor out = empty_tensor({count, nd_}, DType::Int64);
+  int64_t* o = out.data<int64_t>();
+  for (int64_t i = 0, k = 0; i < n; ++i) {
+    if (!b[i]) continue;
+    int64_t rem = i;
+    for (int64_t d = nd_ - 1; d >= 0; --d) {
+      o[k * nd_ + d] = rem % x.sizes()[d];
+      rem /= x.sizes()[d];
+    }
+    ++k;
+  }
+  if (!c.outputs.empty() && c.outputs[0].defined()) {
+    Tensor dst = prepare_output(c, out.sizes(), DType::Int64, DType::Int64, x.device());
+    copy_into(dst, out);
+    return finish_output(c, dst);
+  }
+  c.outputs = {out};
+}
+
+}  // namespace nd

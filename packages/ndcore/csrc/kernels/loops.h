@@ -1,0 +1,132 @@
+// loops.h owns strided elementwise iteration (see Note [Elementwise iteration]), broadcasting
+// and type-promotion helpers shared by every kernel family.
+//
+// Note [Elementwise iteration]
+// Operands (outputs first) are described by byte strides over one broadcast shape. Dims are
+// ordered by the output's strides, size-1 dims dropped and adjacent dims merged when every
+// operand is contiguous across them, so most calls reach the kernel as one flat 1-D loop. The
+// kernel only ever sees `loop(char** ptrs, const int64_t* strides, int64_t n)` for the innermost
+// dim; parallel_for splits the flat index range across threads.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <string>
+
+#include "dispatch.h"
+#include "ops_gen.h"
+#include "parallel.h"
+#include "tensor.h"
+
+namespace nd {
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+// Strides (in elements) of `t` viewed with the broadcast shape `shape`.
+Shape broadcast_strides(const Tensor& t, const Shape& shape, const char* op);
+// torch's result_type over tensors, honouring 0-d tensors and wrapped numbers.
+DType result_type(const std::vector<Tensor>& ts);
+// A tensor with the same values in dtype `dt` (itself if already so).
+Tensor cast_to(const Tensor& t, DType dt);
+DType default_float_dtype();
+void set_default_float_dtype(DType dt);
+// Checks or allocates the output of an elementwise op: uses call.outputs[0] if given (out= or
+// in-place; must have `shape` exactly and accept `compute` per can_cast), else allocates.
+// Returns the tensor the kernel should write, which may be a temporary when out's dtype differs.
+Tensor prepare_output(Call& call, const Shape& shape, DType compute, DType out_dtype, Device dev);
+// Copies `tmp` into call.outputs[0] if prepare_output returned a temporary.
+void finish_output(Call& call, const Tensor& written);
+void copy_into(const Tensor& dst, const Tensor& src);  // casting, broadcasting copy on CPU
+
+template <int N>
+struct StridedLoop {
+  int ndim = 0;
+  int64_t sizes[16];
+  int64_t strides[16][N];  // bytes; [dim][operand]
+  char* base[N];
+  int64_t numel = 1;
+
+  StridedLoop(const std::array<Tensor, N>& ops, const Shape& shape, const char* opname) {
+    Shape st[N];
+    for (int k = 0; k < N; ++k) {
+      base[k] = ops[k].data_ptr();
+      st[k] = broadcast_strides(ops[k], shape, opname);
+    }
+    // order dims by output stride, largest first, so the innermost loop is the densest
+    std::vector<int> order;
+    for (int d = 0; d < (int)shape.size(); ++d)
+      if (shape[d] != 1) order.push_back(d);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      for (int k = 0; k < N; ++k) {
+        int64_t sa = std::abs(st[k][a]), sb = std::abs(st[k][b]);
+        if (sa != sb && sa != 0 && sb != 0) return sa > sb;
+      }
+      return false;
+    });
+    if (order.size() > 16) throw ValueError(std::string("[") + opname + "] more than 16 non-trivial dims");
+    for (int d : order) {
+      int64_t sz = shape[d];
+      numel *= sz;
+      if (ndim > 0) {
+        bool merge = true;
+        for (int k = 0; k < N; ++k)
+          if (strides[ndim - 1][k] != st[k][d] * (int64_t)ops[k].itemsize() * sz) merge = false;
+        if (merge) {
+          sizes[ndim - 1] *= sz;
+          for (int k = 0; k < N; ++k) strides[ndim - 1][k] = st[k][d] * (int64_t)ops[k].itemsize();
+          continue;
+        }
+      }
+      sizes[ndim] = sz;
+      for (int k = 0; k < N; ++k) strides[ndim][k] = st[k][d] * (int64_t)ops[k].itemsize();
+      ++ndim;
+    }
+    if (numel_of(shape) == 0) numel = 0;
+  }
+
+  // fn(char** ptrs, const int64_t* inner_strides, int64_t n)
+  template <typename F>
+  void run(F&& fn, int64_t grain) {
+    if (numel == 0) return;
+    if (ndim == 0) {
+      int64_t zero[N] = {};
+      char* p[N];
+      for (int k = 0; k < N; ++k) p[k] = base[k];
+      fn(p, zero, 1);
+      return;
+    }
+    const int64_t inner = sizes[ndim - 1];
+    parallel_for(numel, grain, [&](int64_t begin, int64_t end) {
+      int64_t idx[16];
+      int64_t rem = begin;
+      for (int d = ndim - 1; d >= 0; --d) {
+        idx[d] = rem % sizes[d];
+        rem /= sizes[d];
+      }
+      int64_t pos = begin;
+      while (pos < end) {
+        char* p[N];
+        for (int k = 0; k < N; ++k) {
+          int64_t off = 0;
+          for (int d = 0; d < ndim; ++d) off += idx[d] * strides[d][k];
+          p[k] = base[k] + off;
+        }
+        int64_t n = std::min(inner - idx[ndim - 1], end - pos);
+        fn(p, strides[ndim - 1], n);
+        pos += n;
+        idx[ndim - 1] += n;
+        for (int d = ndim - 1; d > 0 && idx[d] >= sizes[d]; --d) {
+          idx[d] = 0;
+          ++idx[d - 1];
+        }
+      }
+    });
+  }
+};
+
+// Converts between storage and compute types (16-bit floats compute in float).
+template <typename T> inline typename compute_type<T>::type load(const char* p) {
+  return (typename compute_type<T>::type)(*reinterpret_cast<const T*>(p));
+}
+template <typename T, typename V> inline void store(char* p, V v) { *reinterpret_cast<T*>(p) = T(v); }
+
+}  // namespace nd

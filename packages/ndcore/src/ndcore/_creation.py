@@ -1,0 +1,263 @@
+"""Tensor creation from Python data and the size-varargs factories (zeros, ones, rand, ...).
+
+Python data crosses into nd through NumPy (the interop boundary); every fill and sample runs
+in the C++ ops (full, uniform_, normal_, random_, ...)."""
+from __future__ import annotations
+
+import mmap
+import numbers
+
+import numpy as np
+
+from . import _C
+
+Tensor = _C.Tensor
+
+
+def _sizes(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    if len(size) == 1 and isinstance(size[0], Tensor):
+        return tuple(size[0].tolist())
+    return tuple(size)
+
+
+def _finish(t, requires_grad):
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _infer_dtype(arr: np.ndarray):
+    kind = arr.dtype.kind
+    if kind == "f":
+        return _C.get_default_dtype()
+    if kind in "iu":
+        return _C.int64
+    if kind == "b":
+        return _C.bool
+    raise TypeError(f"[tensor] can't infer a dtype for data of numpy dtype {arr.dtype}")
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """Copies ``data`` (nested sequences, scalars, NumPy arrays, tensors) into a new tensor.
+
+    Args:
+        data: The values; Python floats become the default dtype, ints int64, bools bool.
+        dtype: Result dtype; inferred from ``data`` when None.
+        device: Result device (default cpu).
+        requires_grad: Whether autograd records operations on the result.
+    """
+    if isinstance(data, Tensor):
+        t = data.detach().clone()
+    else:
+        if isinstance(data, np.ndarray):
+            arr = np.array(data, copy=True)
+            inferred = None if arr.dtype.kind in "fiub" else _infer_dtype(arr)
+        else:
+            if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat_first(data)):
+                data = _to_nested_list(data)
+            arr = np.array(data)
+            if arr.dtype == object:
+                raise TypeError(f"[tensor] could not convert data of type {type(data).__name__} to a tensor (ragged or non-numeric)")
+            inferred = _infer_dtype(arr)
+        if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+            arr = arr.astype(np.float64)
+        t = _C._tensor_from_array(np.require(arr, requirements="C"))
+        if inferred is not None and dtype is None:
+            dtype = inferred
+    if dtype is not None and t.dtype != dtype:
+        t = _C._to_copy(t, dtype=dtype)
+    if device is not None:
+        t = t.to(device)
+    return _finish(t, requires_grad)
+
+
+def _flat_first(data):
+    x = data
+    while isinstance(x, (list, tuple)) and x:
+        yield from (e for e in x if isinstance(e, Tensor))
+        x = x[0]
+
+
+def _to_nested_list(data):
+    if isinstance(data, Tensor):
+        return data.tolist()
+    if isinstance(data, (list, tuple)):
+        return [_to_nested_list(x) for x in data]
+    return data
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but shares memory with ``data`` when it already fits (tensor or ndarray)."""
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype, device=device) if (dtype or device) else data
+    if isinstance(data, np.ndarray) and data.dtype.kind in "fiub" and (data.dtype.kind != "u" or data.dtype.itemsize == 1):
+        t = _C.from_numpy(data) if all(s >= 0 for s in data.strides) else tensor(data)
+        return t.to(dtype=dtype, device=device) if (dtype or device) else t
+    return tensor(data, dtype=dtype, device=device)
+
+
+asarray = as_tensor
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, out=None, pin_memory=False, memory_format=None):
+    return _C.empty(_sizes(size), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None):
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    t = _C.full(tuple(size) if not isinstance(size, int) else (size,), fill_value, dtype=dtype)
+    if device is not None:
+        t = t.to(device)
+    if out is not None:
+        out.copy_(t)
+        return out
+    return _finish(t, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None):
+    return full(_sizes(size), 0.0 if dtype is None else 0, dtype=dtype or _C.get_default_dtype(), device=device,
+                requires_grad=requires_grad, out=out)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False, out=None):
+    return full(_sizes(size), 1.0 if dtype is None else 1, dtype=dtype or _C.get_default_dtype(), device=device,
+                requires_grad=requires_grad, out=out)
+
+
+def _like(fn):
+    def like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
+        return fn(*input.shape, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad, **kw)
+    like.__name__ = fn.__name__ + "_like"
+    return like
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, device=device or input.device,
+                requires_grad=requires_grad)
+
+
+def _random_tensor(size, dtype, device, requires_grad, fill):
+    dtype = dtype or _C.get_default_dtype()
+    t = _C.empty(_sizes(size), dtype=dtype)
+    fill(t)
+    if device is not None:
+        t = t.to(device)
+    return _finish(t, requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
+    """Uniform samples on [0, 1)."""
+    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.uniform_(0.0, 1.0, generator=generator))
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
+    """Standard normal samples."""
+    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.normal_(0.0, 1.0, generator=generator))
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers uniform on [low, high)."""
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("[randint] missing the size argument")
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    t = _C.empty(tuple(size), dtype=dtype or _C.int64)
+    t.random_(int(low), int(high), generator=generator)
+    if device is not None:
+        t = t.to(device)
+    return _finish(t, requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Normal samples; tensor ``mean``/``std`` broadcast, floats need ``size``."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean if isinstance(mean, Tensor) else _C._wrap_scalar(float(mean))
+        s = std if isinstance(std, Tensor) else _C._wrap_scalar(float(std))
+        shape = _C.broadcast_shapes(tuple(m.shape), tuple(s.shape))
+        z = randn(*shape, generator=generator, dtype=(m if isinstance(mean, Tensor) else s).dtype)
+        return _finish(z * s + m, requires_grad)
+    if size is None:
+        raise TypeError("[normal] size is required when mean and std are numbers")
+    t = _C.empty(tuple(size), dtype=dtype or _C.get_default_dtype())
+    t.normal_(float(mean), float(std), generator=generator)
+    return _finish(t if device is None else t.to(device), requires_grad)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+    return _C.randperm(n, generator=generator, dtype=dtype or _C.int64, device=device)
+
+
+def manual_seed(seed: int):
+    """Seeds the default generator; returns it."""
+    return _C.default_generator().manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+def seed() -> int:
+    return _C.default_generator().seed()
+
+
+def initial_seed() -> int:
+    return _C.default_generator().initial_seed()
+
+
+def get_rng_state():
+    s, off = _C.default_generator().get_state()
+    return tensor([s & 0x7FFFFFFFFFFFFFFF, s >> 63, off], dtype=_C.int64)
+
+
+def set_rng_state(state) -> None:
+    lo, hi, off = (int(v) for v in state.tolist())
+    _C.default_generator().set_state((lo | (hi << 63), off))
+
+
+def share_memory_(self):
+    """Moves the storage into shared memory (kept across fork); a no-op if already shared."""
+    if self.is_shared() or not self.is_cpu:
+        return self
+    nbytes = max(self.numel() * self.element_size(), 1)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    src = self.contiguous()
+    dtype = src.dtype
+    view = src.view(_C.int16) if dtype == _C.bfloat16 else src
+    arr = np.frombuffer(buf, dtype=view.numpy().dtype, count=self.numel()).reshape(tuple(self.shape))
+    np.copyto(arr, view.numpy())
+    t = _C.from_numpy(arr)
+    if dtype == _C.bfloat16:
+        t = t.view(_C.bfloat16)
+    t._mark_shared()
+    self._set_data(t)
+    return self
+
+
+_LEGACY_DTYPES = {}
+
+
+def _legacy_new(*args, dtype=None, device=None):
+    """``nd.Tensor(2, 3)``, ``nd.Tensor([1, 2])``, ``nd.LongTensor(...)`` as old scripts write them."""
+    dtype = dtype or _C.get_default_dtype()
+    if len(args) == 0:
+        return _C.empty((0,), dtype=dtype)
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        return args[0] if args[0].dtype == dtype else args[0].to(dtype)
+    if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
+        return _C.empty(tuple(int(a) for a in args), dtype=dtype)
+    if len(args) == 1:
+        return tensor(args[0], dtype=dtype)
+    raise TypeError(f"Tensor(): invalid arguments {args!r}")
+
+
+def legacy_type(dtype, name):
+    def ctor(*args, device=None):
+        return _legacy_new(*args, dtype=dtype, device=device)
+    ctor.__name__ = name
+    ctor.__qualname__ = name
+    return ctor

@@ -1,0 +1,1 @@
+"""Benchmark harness for nd against NumPy and PyTorch (see tools/bench/README.md)."""

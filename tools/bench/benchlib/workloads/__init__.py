@@ -1,0 +1,1 @@
+"""Workload families; each module registers its cases with `benchlib.registry`."""
