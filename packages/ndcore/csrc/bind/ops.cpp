@@ -272,6 +272,85 @@ py::object call_op(const OpBinding& b, py::args args, py::kwargs kwargs, bool me
   no_match(b, args, kwargs, method);
 }
 
+// Attribute values of an op's defaults, for the operator fast path (x + y skips the parser).
+std::vector<Value> default_attrs(const OpDef& d) {
+  std::vector<Value> out;
+  for (const auto& p : d.params) {
+    std::string t = p.type;
+    if (t.rfind("Tensor", 0) == 0) continue;
+    std::string v = p.default_ ? p.default_ : "None";
+    if (v == "None") out.push_back(Value::none());
+    else if (v == "True" || v == "False") out.push_back(Value::from_bool(v == "True"));
+    else if (v.find('.') != std::string::npos) out.push_back(Value::from_double(std::stod(v)));
+    else out.push_back(Value::from_int(std::stoll(v)));
+  }
+  return out;
+}
+
+py::object not_implemented() { return py::reinterpret_borrow<py::object>(Py_NotImplemented); }
+
+bool is_operand(py::handle h) {
+  return is_tensor(h) || PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr()) ||
+         (!PySequence_Check(h.ptr()) && PyObject_HasAttrString(h.ptr(), "dtype") && PyObject_HasAttrString(h.ptr(), "item"));
+}
+
+// a OP b for Python operators: no overload resolution, no kwargs.
+py::object binary_operator(OpId op, const std::vector<Value>& attrs, py::handle self, py::handle other, bool reflected, bool inplace) {
+  if (!is_operand(other)) return not_implemented();
+  Tensor a = unwrap(self);
+  Tensor b = to_tensor_arg(other, op_def(op).name, "other");
+  Call c;
+  c.op = op;
+  c.inputs.reserve(2);
+  if (reflected) {
+    c.inputs.push_back(b);
+    c.inputs.push_back(a);
+  } else {
+    c.inputs.push_back(a);
+    c.inputs.push_back(b);
+  }
+  c.attrs = attrs;
+  c.inplace = inplace;
+  if (inplace) c.outputs.push_back(a);
+  if (a.numel() + b.numel() >= 32768) {
+    py::gil_scoped_release nogil;
+    dispatch(c);
+  } else {
+    dispatch(c);
+  }
+  if (inplace) return py::reinterpret_borrow<py::object>(self);
+  return wrap(c.outputs[0]);
+}
+
+void def_operators(py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls) {
+  struct Spec { const char* dunder; const char* op; bool reflected; bool inplace; };
+  static const Spec specs[] = {
+      {"__add__", "add", false, false}, {"__radd__", "add", true, false}, {"__iadd__", "add", false, true},
+      {"__sub__", "sub", false, false}, {"__rsub__", "sub", true, false}, {"__isub__", "sub", false, true},
+      {"__mul__", "mul", false, false}, {"__rmul__", "mul", true, false}, {"__imul__", "mul", false, true},
+      {"__truediv__", "div", false, false}, {"__rtruediv__", "div", true, false}, {"__itruediv__", "div", false, true},
+      {"__floordiv__", "floor_divide", false, false}, {"__rfloordiv__", "floor_divide", true, false},
+      {"__ifloordiv__", "floor_divide", false, true},
+      {"__mod__", "remainder", false, false}, {"__rmod__", "remainder", true, false}, {"__imod__", "remainder", false, true},
+      {"__pow__", "pow", false, false}, {"__rpow__", "pow", true, false}, {"__ipow__", "pow", false, true},
+      {"__matmul__", "matmul", false, false}, {"__rmatmul__", "matmul", true, false},
+      {"__and__", "bitwise_and", false, false}, {"__rand__", "bitwise_and", true, false}, {"__iand__", "bitwise_and", false, true},
+      {"__or__", "bitwise_or", false, false}, {"__ror__", "bitwise_or", true, false}, {"__ior__", "bitwise_or", false, true},
+      {"__xor__", "bitwise_xor", false, false}, {"__rxor__", "bitwise_xor", true, false}, {"__ixor__", "bitwise_xor", false, true},
+      {"__lshift__", "bitwise_left_shift", false, false}, {"__rshift__", "bitwise_right_shift", false, false},
+      {"__eq__", "eq", false, false}, {"__ne__", "ne", false, false}, {"__lt__", "lt", false, false},
+      {"__le__", "le", false, false}, {"__gt__", "gt", false, false}, {"__ge__", "ge", false, false},
+  };
+  for (const Spec& s : specs) {
+    OpId id = op_id(s.op);
+    auto attrs = default_attrs(op_def(id));
+    bool reflected = s.reflected, inplace = s.inplace;
+    cls.def(s.dunder, [id, attrs, reflected, inplace](py::handle self, py::handle other) {
+      return binary_operator(id, attrs, self, other, reflected, inplace);
+    }, py::is_operator());
+  }
+}
+
 py::args with_self(py::handle self, const py::args& a) {
   py::tuple t(a.size() + 1);
   t[0] = self;
@@ -333,6 +412,7 @@ void init_ops(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>
       cls.def(iname.c_str(), [b](py::object self, py::args a, py::kwargs k) { return call_op(*b, with_self(self, a), k, true, true); }, doc.c_str());
     }
   }
+  def_operators(cls);
   m.def("_op_overloads", [by_name](const std::string& name) {
     std::vector<std::string> r;
     auto it = by_name.find(name);

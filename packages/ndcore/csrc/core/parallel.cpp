@@ -129,23 +129,23 @@ Pool* pool() {
 
 }  // namespace
 
+std::atomic<int> g_threads_cache{0};
 int get_num_threads() {
+  int n = g_threads_cache.load(std::memory_order_relaxed);
+  if (n > 0) return n;
   std::lock_guard<std::mutex> g(g_pool_mu);
   if (g_num_threads <= 0) g_num_threads = default_threads();
+  g_threads_cache.store(g_num_threads);
   return g_num_threads;
 }
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> g(g_pool_mu);
   g_num_threads = std::max(1, n);
+  g_threads_cache.store(g_num_threads);
 }
 bool in_parallel_region() { return t_in_parallel; }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  if (n < grain || t_in_parallel) {
-    fn(0, n);
-    return;
-  }
+void parallel_for_impl(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   Pool* p = pool();
   if (!p) {
     fn(0, n);

@@ -98,6 +98,11 @@ BlockCache& cache() {
 size_t round_block(size_t n) { return (n + 65535) & ~size_t(65535); }
 
 void* raw_alloc(size_t nbytes) {
+  if (nbytes <= 256) {  // malloc's 16-byte alignment is enough for any element type
+    void* p = std::malloc(nbytes ? nbytes : 1);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
   size_t align = nbytes >= (size_t(4) << 20) ? (size_t(2) << 20) : 64;
   void* p = nullptr;
   if (posix_memalign(&p, align, nbytes ? nbytes : 1) != 0) throw std::bad_alloc();

@@ -29,34 +29,6 @@ def _is_operand(x) -> bool:
     return isinstance(x, (Tensor, int, float, bool)) or isinstance(x, (np.number, np.bool_))
 
 
-def _binary(fn, reflected: bool = False):
-    def method(self, other):
-        if not _is_operand(other):
-            return NotImplemented
-        return fn(_scalar(other), self) if reflected else fn(self, other)
-
-    method.__name__ = fn.__name__
-    return method
-
-
-def _inplace(name: str):
-    def method(self, other):
-        if not _is_operand(other):
-            return NotImplemented
-        return getattr(self, name)(other)
-
-    return method
-
-
-def _compare(fn):
-    def method(self, other):
-        if not _is_operand(other):
-            return NotImplemented
-        return fn(self, other)
-
-    return method
-
-
 def _parse_to(args, kwargs):
     dtype = kwargs.pop("dtype", None)
     device = kwargs.pop("device", None)
@@ -272,46 +244,6 @@ def _format(self, spec):
 def install(creation) -> None:
     """Attach the Python-level methods to the C++ Tensor class."""
     T = Tensor
-    T.__add__ = _binary(_C.add)
-    T.__radd__ = _binary(_C.add, True)
-    T.__sub__ = _binary(_C.sub)
-    T.__rsub__ = _binary(_C.sub, True)
-    T.__mul__ = _binary(_C.mul)
-    T.__rmul__ = _binary(_C.mul, True)
-    T.__truediv__ = _binary(_C.div)
-    T.__rtruediv__ = _binary(_C.div, True)
-    T.__floordiv__ = _binary(_C.floor_divide)
-    T.__rfloordiv__ = _binary(_C.floor_divide, True)
-    T.__mod__ = _binary(_C.remainder)
-    T.__rmod__ = _binary(_C.remainder, True)
-    T.__pow__ = _binary(_C.pow)
-    T.__rpow__ = _binary(_C.pow, True)
-    T.__matmul__ = _binary(_C.matmul)
-    T.__rmatmul__ = _binary(_C.matmul, True)
-    T.__and__ = _binary(_C.bitwise_and)
-    T.__rand__ = _binary(_C.bitwise_and, True)
-    T.__or__ = _binary(_C.bitwise_or)
-    T.__ror__ = _binary(_C.bitwise_or, True)
-    T.__xor__ = _binary(_C.bitwise_xor)
-    T.__rxor__ = _binary(_C.bitwise_xor, True)
-    T.__lshift__ = _binary(_C.bitwise_left_shift)
-    T.__rshift__ = _binary(_C.bitwise_right_shift)
-    T.__iadd__ = _inplace("add_")
-    T.__isub__ = _inplace("sub_")
-    T.__imul__ = _inplace("mul_")
-    T.__itruediv__ = _inplace("div_")
-    T.__ifloordiv__ = _inplace("floor_divide_")
-    T.__imod__ = _inplace("remainder_")
-    T.__ipow__ = _inplace("pow_")
-    T.__iand__ = _inplace("bitwise_and_")
-    T.__ior__ = _inplace("bitwise_or_")
-    T.__ixor__ = _inplace("bitwise_xor_")
-    T.__eq__ = _compare(_C.eq)
-    T.__ne__ = _compare(_C.ne)
-    T.__lt__ = _compare(_C.lt)
-    T.__le__ = _compare(_C.le)
-    T.__gt__ = _compare(_C.gt)
-    T.__ge__ = _compare(_C.ge)
     T.__neg__ = lambda self: _C.neg(self)
     T.__pos__ = lambda self: self
     T.__abs__ = lambda self: _C.abs(self)
