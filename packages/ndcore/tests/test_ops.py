@@ -23,7 +23,7 @@ GROUP = {r["name"]: r["dtypes"] for r in ROWS if r["kind"] in ("unary", "binary"
 FLOAT_RESULT_BINARY = {"div", "atan2", "hypot", "copysign"}
 # Ops that reject bool inputs by design (torch rejects them too): they must raise a TypeError.
 BOOL_REJECTED = {op.name for op in ELEMENTWISE if op.kind == "unary" and GROUP[op.name] == "numeric"} | {
-    "sub", "fmod", "remainder", "floor_divide", "pow"}
+    "sub", "fmod", "remainder", "floor_divide", "pow", "bitwise_left_shift", "bitwise_right_shift"}
 
 
 def _rng(*key) -> np.random.Generator:
@@ -31,9 +31,10 @@ def _rng(*key) -> np.random.Generator:
 
 
 def _dtypes(op):
-    """The OpInfo's dtypes, plus bool where torch accepts it although the row leaves it out."""
-    extra = ("bool",) if "bool" not in op.dtypes and op.name not in BOOL_REJECTED else ()
-    return op.dtypes + extra
+    """The OpInfo's dtypes, with bool exactly where torch accepts it."""
+    if op.name in BOOL_REJECTED:
+        return tuple(d for d in op.dtypes if d != "bool")
+    return op.dtypes if "bool" in op.dtypes else op.dtypes + ("bool",)
 
 
 def _layouts(op):

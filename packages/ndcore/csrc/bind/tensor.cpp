@@ -130,6 +130,9 @@ Tensor cpu_of(const Tensor& t) { return t.device().is_cpu() ? t : nd::_to_copy(t
 }  // namespace
 
 Tensor tensor_from_numpy(py::array arr, const char* op) {
+  if (!arr.dtype().attr("isnative").cast<bool>())
+    throw py::value_error(std::string("[") + op + "] the numpy array has a byte order different from the native byte order; "
+                          "convert it first (arr.astype(arr.dtype.newbyteorder('=')))");
   DType dt = from_numpy_dtype(arr.dtype(), op);
   int64_t nd_ = arr.ndim();
   Shape sizes(nd_), strides(nd_);

@@ -178,8 +178,15 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device) {
 }
 
 Tensor empty_tensor(const Shape& sizes, DType dtype, Device device) {
-  for (auto v : sizes)
+  uint64_t total = nd::itemsize(dtype);
+  for (auto v : sizes) {
     if (v < 0) throw ValueError("[empty] negative dimension in size " + shape_str(sizes));
+    if (v != 0 && __builtin_mul_overflow(total, (uint64_t)v, &total))
+      throw ValueError("[empty] size " + shape_str(sizes) + " overflows the addressable memory");
+  }
+  if (numel_of(sizes) != 0 && total > (uint64_t(1) << 46))
+    throw ValueError("[empty] size " + shape_str(sizes) + " of " + dtype_name(dtype) + " needs " + std::to_string(total) +
+                     " bytes, more than this machine can address");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = allocate_storage((size_t)numel_of(sizes) * nd::itemsize(dtype), device);
   impl->sizes = sizes;

@@ -87,7 +87,7 @@ struct TruncDiv {
   template <typename T> T operator()(T a, T b) const {
     if constexpr (std::is_floating_point_v<T>) return std::trunc(a / b);
     else if constexpr (std::is_same_v<T, bool>) return a;
-    else return b == 0 ? T(0) : T(a / b);
+    else return b == 0 ? T(0) : (bfn::minus_one(b) ? bfn::wrap_neg(a) : T(a / b));
   }
 };
 
@@ -134,7 +134,7 @@ void k_div(Call& c) {
     throw ValueError("[div] expected rounding_mode to be one of None, 'trunc', or 'floor' but found '" + mode.s + "'");
   }
 }
-void k_pow(Call& c) { binary_kernel<bfn::Pow, Group::All>(c); }
+void k_pow(Call& c) { reject_bool(c, "pow"); binary_kernel<bfn::Pow, Group::All>(c); }
 void k_maximum(Call& c) { binary_kernel<bfn::Maximum, Group::All>(c); }
 void k_minimum(Call& c) { binary_kernel<bfn::Minimum, Group::All>(c); }
 void k_atan2(Call& c) { binary_kernel<bfn::Atan2, Group::Float>(c); }
@@ -146,8 +146,8 @@ void k_floor_divide(Call& c) { reject_bool(c, "floor_divide"); binary_kernel<bfn
 void k_bitwise_and(Call& c) { binary_kernel<bfn::BitwiseAnd, Group::Int>(c); }
 void k_bitwise_or(Call& c) { binary_kernel<bfn::BitwiseOr, Group::Int>(c); }
 void k_bitwise_xor(Call& c) { binary_kernel<bfn::BitwiseXor, Group::Int>(c); }
-void k_bitwise_left_shift(Call& c) { binary_kernel<bfn::Lshift, Group::Int>(c); }
-void k_bitwise_right_shift(Call& c) { binary_kernel<bfn::Rshift, Group::Int>(c); }
+void k_bitwise_left_shift(Call& c) { reject_bool(c, "shift"); binary_kernel<bfn::Lshift, Group::Int>(c); }
+void k_bitwise_right_shift(Call& c) { reject_bool(c, "shift"); binary_kernel<bfn::Rshift, Group::Int>(c); }
 
 #define ND_DEFINE_COMPARE(name, F) void k_##name(Call& c) { compare_kernel<bfn::F>(c); }
 ND_COMPARE_OPS(ND_DEFINE_COMPARE)

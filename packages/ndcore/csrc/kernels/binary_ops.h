@@ -19,9 +19,16 @@ struct Minimum { template <typename T> T operator()(T a, T b) const { if constex
 struct Atan2 { template <typename T> T operator()(T a, T b) const { return std::atan2(a, b); } };
 struct Hypot { template <typename T> T operator()(T a, T b) const { return std::hypot(a, b); } };
 struct Copysign { template <typename T> T operator()(T a, T b) const { return std::copysign(a, b); } };
+// Integer x / -1 and x % -1 are done without the division: INT_MIN / -1 traps (SIGFPE).
+template <typename T> constexpr bool minus_one(T b) {
+  if constexpr (std::is_signed_v<T>) return b == T(-1); else return false;
+}
+template <typename T> T wrap_neg(T a) { return T(T(0) - static_cast<std::make_unsigned_t<T>>(a)); }
 struct Fmod {
   template <typename T> T operator()(T a, T b) const {
-    if constexpr (is_fp<T>) return std::fmod(a, b); else return b == 0 ? T(0) : T(a % b);
+    if constexpr (is_fp<T>) return std::fmod(a, b);
+    else if constexpr (std::is_same_v<T, bool>) return T(0);
+    else return (b == 0 || minus_one(b)) ? T(0) : T(a % b);
   }
 };
 // Python's modulo: the result takes the divisor's sign.
@@ -30,8 +37,10 @@ struct Remainder {
     if constexpr (is_fp<T>) {
       T r = std::fmod(a, b);
       return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return T(0);
     } else {
-      if (b == 0) return T(0);
+      if (b == 0 || minus_one(b)) return T(0);
       T r = T(a % b);
       return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
     }
@@ -46,8 +55,11 @@ struct FloorDivide {
       T fd = std::floor(d);
       if (d - fd > T(0.5)) fd += 1;
       return d == 0 ? std::copysign(T(0), a / b) : fd;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return a;
     } else {
       if (b == 0) return T(0);
+      if (minus_one(b)) return wrap_neg(a);
       T q = T(a / b);
       if ((a % b != 0) && ((a < 0) != (b < 0))) q = T(q - 1);
       return q;

@@ -150,6 +150,12 @@ Tensor prepare_output(Call& call, const Shape& shape, DType compute, DType out_d
   }
   Tensor& out = call.outputs[0];
   const char* op = call.name();
+  // A stride-0 dim of size > 1 maps many output elements to one address: writing it is a race
+  // and silently wrong, so refuse (as torch does) instead of writing garbage.
+  for (int64_t d = 0; d < out.dim() && out.numel() > 0; ++d)
+    if (out.strides()[d] == 0 && out.sizes()[d] > 1)
+      throw ValueError(std::string("[") + op + (call.inplace ? "_" : "") + "] unsupported operation: more than one element of the written-to tensor (shape " +
+                       shape_str(out.sizes()) + ", stride " + shape_str(out.strides()) + ") refers to a single memory location; clone() it first");
   if (!can_cast(out_dtype, out.dtype()))
     throw TypeError(std::string("[") + op + "] result type " + dtype_name(out_dtype) +
                     " can't be cast to the desired output type " + dtype_name(out.dtype()));

@@ -130,7 +130,7 @@ void k_linspace(Call& c) {
     scalar_t* d = t.data<scalar_t>();
     int64_t half = n / 2;  // fill from both ends so the last value is exactly `end`, as torch does
     for (int64_t i = 0; i < n; ++i) {
-      double v = i < half ? s + step * (double)i : e - step * (double)(n - 1 - i);
+      double v = (i < half || n == 1) ? s + step * (double)i : e - step * (double)(n - 1 - i);
       if constexpr (std::is_integral_v<C>) d[i] = scalar_t(C(v)); else d[i] = scalar_t(C(v));
     }
   });

@@ -35,6 +35,8 @@ void k_clamp(Call& c) {
 
 void k_where(Call& c) {
   Tensor cond = c.inputs[0];
+  if (cond.dtype() != DType::Bool && cond.dtype() != DType::UInt8)
+    throw TypeError(std::string("[where] expected condition to be a bool tensor, got ") + dtype_name(cond.dtype()));
   if (cond.dtype() != DType::Bool) cond = cast_to(cond, DType::Bool);
   DType dt = result_type({c.inputs[1], c.inputs[2]});
   Tensor a = cast_to(c.inputs[1], dt), b = cast_to(c.inputs[2], dt);

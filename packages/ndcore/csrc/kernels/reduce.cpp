@@ -200,12 +200,21 @@ void reduce_impl(const Tensor& x, const ReducePlan& p, const Tensor& out, double
       int64_t c0 = b * 64, c1 = std::min(K, e * 64);
       std::unique_ptr<A[]> acc(new A[c1 - c0]);
       for (int64_t j = 0; j < c1 - c0; ++j) acc[j] = P::init();
+      // float columns accumulate in double: long columns keep their precision, and the loop is
+      // memory-bound so the wider adds cost nothing measurable
+      constexpr bool cascade = std::is_same_v<P, SumP<float>>;
+      std::unique_ptr<double[]> total(cascade ? new double[c1 - c0]() : nullptr);
       for (int64_t r = 0; r < R; ++r) {
         const T* row = xd + group_offset(p.red, r) + c0;
-        A* ac = acc.get();
-        for (int64_t j = 0; j < c1 - c0; ++j) ac[j] = P::step(ac[j], A((typename compute_type<T>::type)row[j]));
+        if constexpr (cascade) {
+          double* tt = total.get();
+          for (int64_t j = 0; j < c1 - c0; ++j) tt[j] += (double)(float)row[j];
+        } else {
+          A* ac = acc.get();
+          for (int64_t j = 0; j < c1 - c0; ++j) ac[j] = P::step(ac[j], A((typename compute_type<T>::type)row[j]));
+        }
       }
-      for (int64_t j = c0; j < c1; ++j) od[j] = fin(acc[j - c0]);
+      for (int64_t j = c0; j < c1; ++j) od[j] = cascade ? fin(A(total[j - c0])) : fin(acc[j - c0]);
     });
     return;
   }

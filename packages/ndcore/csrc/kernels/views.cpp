@@ -77,7 +77,9 @@ void k_as_strided(Call& c) {
   for (size_t i = 0; i < size.size(); ++i) {
     if (size[i] < 0 || stride[i] < 0) throw ValueError("[as_strided] negative size or stride: size " + shape_str(size) + ", stride " + shape_str(stride));
     if (size[i] == 0) { max_el = -1; break; }
-    max_el += (size[i] - 1) * stride[i];
+    int64_t span;
+    if (__builtin_mul_overflow(size[i] - 1, stride[i], &span) || __builtin_add_overflow(max_el, span, &max_el))
+      throw ValueError("[as_strided] size " + shape_str(size) + " and stride " + shape_str(stride) + " overflow int64");
   }
   int64_t cap = (int64_t)(x.storage().nbytes / x.itemsize());
   if (off < 0 || max_el >= cap)

@@ -162,6 +162,22 @@ def clip(input, min=None, max=None):
     return input.clamp(min, max)
 
 
+from_dlpack = _tensor.from_dlpack
+
+
+def astype(x, dtype, /, *, copy=True, device=None):
+    """Array-API cast: a new tensor of ``dtype`` (the input itself when ``copy=False`` allows)."""
+    return x.to(dtype=dtype, device=device, copy=copy)
+
+
+def matrix_transpose(x):
+    return x.mT
+
+
+def expand_dims(x, axis=0):
+    return x.unsqueeze(axis)
+
+
 def _dtype_by_name(name):
     return globals()[name] if name in ("float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8") else bool
 

@@ -61,6 +61,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
             if arr.dtype == object:
                 raise TypeError(f"[tensor] could not convert data of type {type(data).__name__} to a tensor (ragged or non-numeric)")
             inferred = _infer_dtype(arr)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
             arr = arr.astype(np.int64)
         if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
@@ -94,7 +96,8 @@ def as_tensor(data, dtype=None, device=None):
     """Like ``tensor`` but shares memory with ``data`` when it already fits (tensor or ndarray)."""
     if isinstance(data, Tensor):
         return data.to(dtype=dtype, device=device) if (dtype or device) else data
-    if isinstance(data, np.ndarray) and data.dtype.kind in "fiub" and (data.dtype.kind != "u" or data.dtype.itemsize == 1):
+    if (isinstance(data, np.ndarray) and data.dtype.kind in "fiub" and data.dtype.isnative
+            and (data.dtype.kind != "u" or data.dtype.itemsize == 1)):
         t = _C.from_numpy(data) if all(s >= 0 for s in data.strides) else tensor(data)
         return t.to(dtype=dtype, device=device) if (dtype or device) else t
     return tensor(data, dtype=dtype, device=device)

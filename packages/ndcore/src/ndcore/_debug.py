@@ -21,25 +21,37 @@ def _check_finite(op_name, inputs, outputs, shapes):
 
 
 class debug_nans(contextlib.ContextDecorator):  # noqa: N801 - mirrors torch's lowercase modes
-    """Raise at the first op whose output holds NaN or inf. ``debug_nans(True)`` switches it on
-    globally; ``with debug_nans():`` (or as a decorator) scopes it."""
+    """Raise at the first op whose output holds NaN or inf.
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._prev = None
+    ``debug_nans(True)`` / ``debug_nans(False)`` switch it globally; ``with debug_nans():`` or
+    ``@debug_nans()`` turn it on inside the block only and restore the enclosing state.
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
         if enabled is not None and not isinstance(enabled, bool):
             raise TypeError("debug_nans expects a bool")
-        _set(enabled)
+        self._scoped = enabled is None
+        self._enabled = True if enabled is None else enabled
+        self._saved: list[bool] = []
+        if not self._scoped:
+            self._before = _state["on"]
+            _set(enabled)
 
     def __enter__(self):
+        self._saved.append(_state["on"] if self._scoped else self._before)
+        _set(self._enabled)
         return self
 
     def __exit__(self, *exc):
-        _set(False)
+        _set(self._saved.pop())
         return False
 
 
+_state = {"on": False}
+
+
 def _set(enabled: bool) -> None:
+    _state["on"] = enabled
     _C._set_check_hook(_check_finite if enabled else None)
 
 
@@ -57,4 +69,4 @@ def get_broadcast_policy() -> str:
     return {v: k for k, v in _POLICIES.items()}[_C._get_rank_promotion()]
 
 
-_C._set_warn_handler(lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=3))
+_C._set_warn_handler(lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))

@@ -125,13 +125,16 @@ def _reduce_ex(self, proto):
 
 
 def flatten(self, start_dim=0, end_dim=-1):
-    nd_ = self.dim()
-    if nd_ == 0:
+    nd_ = max(self.dim(), 1)
+    for d in (start_dim, end_dim):
+        if not -nd_ <= d < nd_:
+            raise IndexError(f"[flatten] dimension out of range (expected to be in range of [{-nd_}, {nd_ - 1}], but got {d})")
+    if self.dim() == 0:
         return self.reshape(1)
     s = start_dim % nd_
     e = end_dim % nd_
     if s > e:
-        raise ValueError("[flatten] start_dim cannot come after end_dim")
+        raise IndexError(f"[flatten] start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     shape = list(self.shape)
     n = 1
     for v in shape[s:e + 1]:
@@ -241,6 +244,22 @@ def _format(self, spec):
     return object.__format__(self, spec)
 
 
+def _dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    # Exported through NumPy's DLPack support: zero-copy for CPU tensors.
+    if not self.is_cpu:
+        raise BufferError(f"[__dlpack__] only cpu tensors can be exported, this one is on {self.device}")
+    arr = self.detach().numpy() if self.requires_grad else self.numpy()
+    kwargs = {} if max_version is None else {"max_version": max_version}
+    return arr.__dlpack__(stream=stream, **kwargs)
+
+
+def from_dlpack(ext_tensor):
+    """Wraps a DLPack-exporting CPU array (NumPy, torch, ...) without copying."""
+    if isinstance(ext_tensor, Tensor):
+        return ext_tensor
+    return _C.from_numpy(np.from_dlpack(ext_tensor))
+
+
 def install(creation) -> None:
     """Attach the Python-level methods to the C++ Tensor class."""
     T = Tensor
@@ -254,6 +273,8 @@ def install(creation) -> None:
     T.__format__ = _format
     T.__array__ = _array
     T.__array_priority__ = 1000
+    T.__dlpack__ = _dlpack
+    T.__dlpack_device__ = lambda self: (1, 0) if self.is_cpu else (_C.device_types().index(self.device.type), self.device.index or 0)
     T.__iter__ = _iter
     T.__reduce_ex__ = _reduce_ex
     T.__deepcopy__ = lambda self, memo: self.clone()

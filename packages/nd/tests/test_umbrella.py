@@ -1,0 +1,87 @@
+"""`import nd`: ndcore's namespace, torch-style helper modules, and clear errors for packages
+that are not installed."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import nd
+
+
+def test_reexports_ndcore():
+    import ndcore
+
+    assert nd.Tensor is ndcore.Tensor
+    x = nd.ones(2, 3)
+    assert (x + x).sum().item() == 12.0
+    assert nd.float32 is ndcore.float32
+
+
+@pytest.mark.parametrize("name,package", [
+    ("autograd", "ndgrad"), ("nn", "ndnn"), ("optim", "ndoptim"), ("distributed", "nddist"),
+    ("onnx", "ndonnx"), ("profiler", "ndprof"),
+])
+def test_missing_package_names_what_to_install(name, package):
+    if importlib.util.find_spec(package) is not None:
+        mod = getattr(nd, name)
+        assert mod is not None
+        return
+    with pytest.raises(ImportError, match=package):
+        getattr(nd, name)
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError):
+        nd.definitely_not_an_attribute
+
+
+def test_accelerator_and_cudnn_flags_on_cpu():
+    assert nd.accelerator.is_available() in (True, False)
+    if not nd.accelerator.is_available():
+        assert nd.accelerator.current_accelerator() is None
+        assert nd.accelerator.device_count() == 0
+        with pytest.raises(RuntimeError):
+            nd.accelerator.set_device_index(0)
+    nd.backends.cudnn.benchmark = True
+    nd.backends.cudnn.deterministic = True
+    assert nd.backends.cudnn.benchmark and nd.backends.cudnn.deterministic
+    nd.backends.cudnn.benchmark = False
+    nd.backends.cudnn.deterministic = False
+
+
+def test_accelerator_sees_a_registered_device():
+    from ndcore.testing import register_fake_device
+
+    register_fake_device()
+    assert nd.accelerator.is_available()
+    acc = nd.accelerator.current_accelerator()
+    assert acc.type == "fake" and nd.accelerator.device_count() == 2
+    nd.accelerator.set_device_index(1)
+    assert nd.accelerator.current_device_index() == 1
+    nd.accelerator.set_device_index(0)
+    with pytest.raises(ValueError):
+        nd.accelerator.set_device_index(5)
+
+
+def test_seed_ndarray_snippet_runs():
+    x = nd.empty(5, 5)
+    y = x + x
+    s = x[..., -1:]
+    b = x + x[:, -1:]
+    z = x.sigmoid()
+    q = nd.abs(x)
+    x.uniform_()
+    i = x.long()
+    assert tuple(y.shape) == (5, 5) and tuple(s.shape) == (5, 1) and tuple(b.shape) == (5, 5)
+    assert z.dtype == nd.float32 and q.dtype == nd.float32 and i.dtype == nd.int64
+    assert float(x.min()) >= 0.0 and float(x.max()) < 1.0
+    x = nd.ones(5, 5)
+    assert repr(x) == ("tensor([[1., 1., 1., 1., 1.],\n        [1., 1., 1., 1., 1.],\n        [1., 1., 1., 1., 1.],\n"
+                       "        [1., 1., 1., 1., 1.],\n        [1., 1., 1., 1., 1.]])")
+    arr = x.numpy()
+    x += 1
+    assert (arr == 2).all()
+    np.add(arr, 1, out=arr)
+    assert (x == 3).all()
