@@ -195,9 +195,11 @@ void reduce_impl(const Tensor& x, const ReducePlan& p, const Tensor& out, double
     return;
   }
   if (p.kept.sizes.size() == 1 && p.kept.strides[0] == 1) {  // (B): columns in parallel
-    int64_t grain = std::max<int64_t>(64, kGrainCheap / std::max<int64_t>(R, 1));
-    parallel_for((K + 63) / 64, std::max<int64_t>(1, grain / 64), [&](int64_t b, int64_t e) {
-      int64_t c0 = b * 64, c1 = std::min(K, e * 64);
+    // Column blocks of 1024 keep the per-row offset computation off the inner loop.
+    constexpr int64_t CB = 1024;
+    int64_t grain = std::max<int64_t>(CB, kGrainCheap / std::max<int64_t>(R, 1));
+    parallel_for((K + CB - 1) / CB, std::max<int64_t>(1, grain / CB), [&](int64_t b, int64_t e) {
+      int64_t c0 = b * CB, c1 = std::min(K, e * CB);
       std::unique_ptr<A[]> acc(new A[c1 - c0]);
       for (int64_t j = 0; j < c1 - c0; ++j) acc[j] = P::init();
       // float columns accumulate in double: long columns keep their precision, and the loop is
