@@ -1,10 +1,11 @@
 """The main job, as far as the packages landed so far reach.
 
-Trains the seed's two-layer network (``x.mm(w1).clamp(min=0).mm(w2)``) on scikit-learn's
-bundled 8x8 handwritten digits (real data, no download), with its backward written by hand in
-nd ops until ndgrad lands; runs the seed's Jacobi solver in Python and as a C++ extension; and
-prints an op-level profile gathered through ndcore's dispatcher hook. Export (ndonnx) and
-autograd training (ndgrad/ndnn/ndoptim) join this job as those packages land.
+Trains the seed's two-layer network (``x.mm(w1).clamp(min=0).mm(w2)``) with autograd
+(``loss.backward()`` and the seed's manual SGD through ``.data``) on scikit-learn's bundled 8x8
+handwritten digits (real data, no download); runs the seed's Jacobi solver in Python and as a
+C++ extension, and differentiates through the extension; prints an op-level profile gathered
+through ndcore's dispatcher hook. The seed's MNIST Net with Adam (ndnn, ndoptim), ONNX export
+(ndonnx) and Chrome traces (ndprof) join this job as those packages land.
 """
 from __future__ import annotations
 
@@ -37,28 +38,26 @@ def train(epochs: int = 30, batch: int = 64, hidden: int = 100, lr: float = 0.05
     x_train, y_train, x_test, y_test = load_digits()
     n, d_in = x_train.shape
     nd.manual_seed(0)
-    w1 = nd.randn(d_in, hidden) * (2.0 / d_in) ** 0.5
-    w2 = nd.randn(hidden, 10) * (1.0 / hidden) ** 0.5
+    w1 = (nd.randn(d_in, hidden) * (2.0 / d_in) ** 0.5).requires_grad_()
+    w2 = (nd.randn(hidden, 10) * (1.0 / hidden) ** 0.5).requires_grad_()
     eye = nd.eye(10)
     for epoch in range(epochs):
         perm = nd.randperm(n)
         total = 0.0
         for start in range(0, n, batch):
             idx = perm[start:start + batch]
-            x, target = x_train[idx], eye[y_train[idx]]
-            h = x.mm(w1)
-            h_relu = h.clamp(min=0)
-            y_pred = h_relu.mm(w2)
-            diff = y_pred - target
-            total += float((diff * diff).sum())
-            # backward of sum((y_pred - y)^2), by hand until ndgrad lands
-            grad_y = 2.0 * diff / x.shape[0]
-            grad_w2 = h_relu.t().mm(grad_y)
-            grad_h = grad_y.mm(w2.t()) * (h > 0)
-            grad_w1 = x.t().mm(grad_h)
-            w1 -= lr * grad_w1
-            w2 -= lr * grad_w2
-        acc = float((x_test.mm(w1).clamp(min=0).mm(w2).argmax(1) == y_test).float().mean())
+            x, y = x_train[idx], eye[y_train[idx]]
+            y_pred = x.mm(w1).clamp(min=0).mm(w2)
+            loss = (y_pred - y).pow(2).sum()
+            total += loss.item()
+            loss.backward()
+            scale = lr / x.shape[0]
+            w1.data -= scale * w1.grad.data
+            w2.data -= scale * w2.grad.data
+            w1.grad.data.zero_()
+            w2.grad.data.zero_()
+        with nd.no_grad():
+            acc = float((x_test.mm(w1).clamp(min=0).mm(w2).argmax(1) == y_test).float().mean())
         bar = "#" * int(30 * (epoch + 1) / epochs)
         print(f"\r[{bar:<30}] epoch {epoch + 1}/{epochs} loss {total / n:.4f} test acc {acc:.3f}", end="", flush=True)
     print()
@@ -115,7 +114,11 @@ def main() -> int:
     err = float(np.abs(x_cpp.numpy() - exact).max())
     same = bool((x_py - x_cpp).abs().max() < 1e-12)
     print(f"jacobi_solve: python == C++ extension: {same}; max error vs LAPACK {err:.2e}")
-    return 0 if acc > 0.9 and same and err < 1e-8 else 1
+    b.requires_grad_()
+    (grad_b,) = nd.autograd.grad(ext.jacobi_solve(A, b, 200).sum(), b)
+    grad_err = float(np.abs(grad_b.numpy() - np.linalg.solve(A.numpy().T, np.ones(64))).max())
+    print(f"autograd through the C++ extension: |grad - A^-T 1| = {grad_err:.2e}")
+    return 0 if acc > 0.9 and same and err < 1e-8 and grad_err < 1e-8 else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 
 # Order matters: each package after the ones it depends on.
-PACKAGES = ["ndcore", "nd"]
+PACKAGES = ["ndcore", "ndgrad", "nd"]
 NATIVE = {"ndcore"}
 EXTERNAL = [
     "numpy>=1.26", "scipy-openblas32>=0.3.30",            # ndcore's runtime

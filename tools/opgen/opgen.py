@@ -117,6 +117,12 @@ def check_table(ops: list[Op]) -> None:
                 line = next((l for l in raw if f"name: {op.name}," in l and (not op.row.get('overload') or f"overload: {op.row['overload']}" in l)), "")
                 if "#" not in line.split("}")[-1]:
                     raise SystemExit(f"op {op.opname}: '{col}: null' needs a '# reason' comment")
+        grad = op.row.get("grad")
+        if grad:
+            tensor_names = {p.name for p in op.params if p.type.startswith("Tensor")}
+            unknown = set(grad) - tensor_names
+            if unknown:  # usually an unquoted formula with a comma split by YAML's flow syntax
+                raise SystemExit(f"op {op.opname}: grad keys {sorted(unknown)} are not tensor inputs (quote formulas with commas)")
 
 
 def cpp_default(p: Param) -> str:
@@ -324,6 +330,71 @@ def gen_opdb_py(ops: list[Op]) -> str:
     return "\n".join(out)
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def gen_derivatives_py(ops: list[Op]) -> str:
+    """ndgrad's formulas: one function per differentiable row, returning a grad per tensor input."""
+    out = [HEADER_PY, '"""Derivative formulas of the op table (the `grad` column), written in nd ops so they run',
+           'on any device and can themselves be differentiated."""', "# ruff: noqa",
+           "from ndgrad._helpers import *  # the _*_backward helpers formulas call", "", ""]
+    table = []
+    for o in ops:
+        grad = o.row.get("grad")
+        if o.kind in ("alias", "composite") or not grad:
+            continue
+        tensor_params = [p for p in o.params if p.type.startswith("Tensor")]
+        attr_params = [p for p in o.params if not p.type.startswith("Tensor")]
+        fn = "d_" + o.cname
+        args = ", ".join(p.name for p in tensor_params)
+        body = [f"def {fn}(grads, inputs, attrs, results, needs):"]
+        has_list = any("[]" in p.type for p in tensor_params)
+        if has_list:  # list inputs arrive flattened; the attr of the same name holds their count
+            body.append("    _i = 0")
+            for p in tensor_params:
+                if "[]" in p.type:
+                    body.append(f"    {p.name} = list(inputs[_i:_i + attrs[{p.name!r}]])")
+                    body.append(f"    _i += attrs[{p.name!r}]")
+                else:
+                    body.append(f"    {p.name} = inputs[_i]")
+                    body.append("    _i += 1")
+        elif tensor_params:
+            body.append(f"    {args}{',' if len(tensor_params) == 1 else ''} = inputs")
+        for p in attr_params:
+            body.append(f"    {p.name} = attrs[{p.name!r}]")
+        body.append("    grad = grads[0]")
+        if len(o.returns) == 1:
+            body.append("    result = results[0]")
+        else:
+            for k, r in enumerate(o.returns):
+                body.append(f"    {r} = results[{k}]")
+        exprs = []
+        uses: set[str] = set()
+        for p in tensor_params:
+            e = grad.get(p.name)
+            exprs.append(e if e is not None else "None")
+            if e is not None:
+                uses |= set(_IDENT.findall(str(e)))
+        parts = []
+        for k, (p, e) in enumerate(zip(tensor_params, exprs)):
+            if "[]" in p.type:
+                parts.append(f"*_per_input({e}, len({p.name}))")
+            elif e == "None" or len(tensor_params) == 1:
+                parts.append(str(e))
+            else:  # only what is needed: an unneeded formula may be costly or produce NaN
+                parts.append(f"({e}) if needs[{k}] else None" if not has_list else str(e))
+        body.append(f"    return ({', '.join(parts)}{',' if len(parts) == 1 else ''})")
+        out += body + ["", ""]
+        saved = sorted(n for n in uses if n in {p.name for p in tensor_params} | set(o.returns) | {"result"})
+        lists = tuple(p.name for p in tensor_params if "[]" in p.type)
+        meta = tuple(o.row.get("grad_meta") or ())
+        table.append(f"    {o.opname!r}: ({fn}, {tuple(p.name for p in tensor_params)!r}, {tuple(saved)!r}, {lists!r}, {meta!r}),")
+    out += ["# op name -> (formula, tensor input names, names the formula reads, list-valued inputs,",
+            "#             inputs read for their shape/dtype only: saved without a version check)",
+            "FORMULAS = {"] + table + ["}", ""]
+    return "\n".join(out)
+
+
 def outputs() -> dict[Path, str]:
     ops = load_ops()
     core = ROOT / "packages" / "ndcore"
@@ -332,6 +403,7 @@ def outputs() -> dict[Path, str]:
         core / "csrc" / "kernels" / "op_table_gen.cpp": gen_table_cpp(ops),
         core / "src" / "ndcore" / "_ops_gen.py": gen_ops_py(ops),
         core / "src" / "ndcore" / "testing" / "_opdb_gen.py": gen_opdb_py(ops),
+        ROOT / "packages" / "ndgrad" / "src" / "ndgrad" / "_derivatives_gen.py": gen_derivatives_py(ops),
     }
 
 

@@ -85,3 +85,35 @@ def test_seed_ndarray_snippet_runs():
     assert (arr == 2).all()
     np.add(arr, 1, out=arr)
     assert (x == 3).all()
+
+
+def test_autograd_through_the_umbrella():
+    x = nd.ones(1, requires_grad=True)
+    (g,) = nd.autograd.grad(x ** 2 + x * 5 + 4, x)
+    assert g.tolist() == [7.0]
+    with nd.no_grad():
+        assert not (x * 2).requires_grad
+    assert nd.autograd.Function is not None and callable(nd.autograd.functional.jacobian)
+
+
+def test_seed_model_loop_with_backward():
+    def model(x, W, b):
+        return nd.matmul(x, W) + b
+
+    nd.manual_seed(0)
+    data = nd.randn(20, 5)
+    targets = data @ nd.tensor([[1.0], [-2.0], [0.5], [0.0], [3.0]]) + 0.5
+    W = nd.randn(5, 1, requires_grad=True)
+    b = nd.randn(1, requires_grad=True)
+    lr = 0.05
+    first = None
+    for _ in range(20):
+        for example, target in zip(data, targets):
+            output = model(example, W, b)
+            loss = (output - target) ** 2
+            grad_W, grad_b = nd.autograd.grad(loss, (W, b))
+            W.data -= grad_W * lr
+            b.data -= grad_b * lr
+        total = float(((model(data, W, b) - targets) ** 2).mean())
+        first = total if first is None else first
+    assert total < 1e-3 < first

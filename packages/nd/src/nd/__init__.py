@@ -16,6 +16,18 @@ from ndcore import __all__ as _core_all
 from . import accelerator, backends, utils  # noqa: E402
 from ._version import __version__  # noqa: E402
 
+# Autograd is part of `import nd` whenever ndgrad is installed (torch's namespace has it
+# unconditionally); without it, requires_grad=True raises an error naming ndgrad.
+try:
+    import ndgrad as _ndgrad
+except ModuleNotFoundError as _e:  # pragma: no cover - depends on what is installed
+    if _e.name != "ndgrad":
+        raise
+    _ndgrad = None
+if _ndgrad is not None:
+    from ndgrad import enable_grad, inference_mode, no_grad, set_grad_enabled  # noqa: F401
+    from ndgrad import is_inference_mode_enabled  # noqa: F401
+
 # submodule -> (providing package, module inside it)
 _LAZY = {
     "autograd": ("ndgrad", "ndgrad.autograd"),
@@ -55,5 +67,7 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = sorted(set(_core_all) | {"accelerator", "backends", "utils"})
+__all__ = sorted(set(_core_all) | {"accelerator", "backends", "utils"}
+                 | ({"no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_inference_mode_enabled"}
+                    if _ndgrad is not None else set()))
 del types

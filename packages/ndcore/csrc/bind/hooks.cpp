@@ -5,7 +5,7 @@
 namespace nd {
 namespace {
 
-py::object g_autograd_fn, g_prof_begin_fn, g_prof_end_fn, g_check_fn, g_warn_fn;
+py::object g_autograd_fn, g_autograd_pre_fn, g_prof_begin_fn, g_prof_end_fn, g_check_fn, g_warn_fn;
 thread_local int t_in_check = 0;
 
 py::object attr_value(const Value& v) {
@@ -43,6 +43,11 @@ void autograd_trampoline(Call& c) {
     for (auto h : r) outs.push_back(unwrap(h));
     c.outputs = outs;
   }
+}
+
+void autograd_pre_trampoline(Call& c) {
+  py::gil_scoped_acquire g;
+  g_autograd_pre_fn(op_def(c.op).name, tensor_list(c.inputs), attrs_dict(c));
 }
 
 void* prof_begin_trampoline(const Call& c) {
@@ -85,6 +90,10 @@ void init_hooks(py::module_& m) {
     g_autograd_fn = fn;
     set_autograd_hook(fn.is_none() ? nullptr : &autograd_trampoline);
   });
+  m.def("_set_autograd_pre_hook", [](py::object fn) {
+    g_autograd_pre_fn = fn;
+    set_autograd_pre_hook(fn.is_none() ? nullptr : &autograd_pre_trampoline);
+  });
   m.def("_has_autograd", []() { return autograd_hook() != nullptr; });
   m.def("_set_profiler_hooks", [](py::object begin, py::object end) {
     g_prof_begin_fn = begin;
@@ -107,10 +116,12 @@ void init_hooks(py::module_& m) {
   // Cleared at exit so no Python object outlives the interpreter inside a C++ static.
   py::module_::import("atexit").attr("register")(py::cpp_function([]() {
     set_autograd_hook(nullptr);
+    set_autograd_pre_hook(nullptr);
     set_profiler_hooks(nullptr, nullptr);
     set_check_hook(nullptr);
     set_warn_handler(nullptr);
     g_autograd_fn = py::object();
+    g_autograd_pre_fn = py::object();
     g_prof_begin_fn = py::object();
     g_prof_end_fn = py::object();
     g_check_fn = py::object();

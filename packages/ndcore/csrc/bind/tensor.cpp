@@ -314,6 +314,10 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
         return !m2 || m2->grad_fn.is_none() || !t->requires_grad;
       })
       .def("_set_requires_grad_raw", [](TensorImpl& t, bool v) { t.requires_grad = v; })
+      .def_property_readonly("_base", [](const TensorImpl& t) -> py::object {
+        return t.base ? wrap(Tensor(t.base)) : py::object(py::none());
+      })
+      .def("_is_view", [](const TensorImpl& t) { return t.base != nullptr; })
       .def("_detach_alias", [](std::shared_ptr<TensorImpl> t) {
         Tensor x(t);
         return wrap(x.view_of(x.sizes(), x.strides(), x.offset()));

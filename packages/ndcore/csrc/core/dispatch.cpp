@@ -36,6 +36,14 @@ Generator& default_generator() {
 // ---- hooks -----------------------------------------------------------------------------------
 namespace {
 std::atomic<AutogradHook> g_autograd{nullptr};
+std::atomic<AutogradHook> g_autograd_pre{nullptr};
+// Ops that kernels call internally (copy_into -> expand, reshape -> clone, ...) are part of the
+// outer op: hooks see only depth-0 calls, so autograd records the op the user called.
+thread_local int t_depth = 0;
+struct DepthGuard {
+  DepthGuard() { ++t_depth; }
+  ~DepthGuard() { --t_depth; }
+};
 std::atomic<ProfileBegin> g_prof_begin{nullptr};
 std::atomic<ProfileEnd> g_prof_end{nullptr};
 std::atomic<CheckHook> g_check{nullptr};
@@ -45,6 +53,7 @@ thread_local bool t_grad_enabled = true;
 }  // namespace
 
 void set_autograd_hook(AutogradHook hook) { g_autograd.store(hook); }
+void set_autograd_pre_hook(AutogradHook hook) { g_autograd_pre.store(hook); }
 AutogradHook autograd_hook() { return g_autograd.load(std::memory_order_relaxed); }
 void set_profiler_hooks(ProfileBegin begin, ProfileEnd end) {
   g_prof_end.store(end);
@@ -146,31 +155,40 @@ Device resolve_device(const Call& call, const OpDef& def) {
 
 void dispatch(Call& call) {
   const OpDef& def = op_def(call.op);
-  ProfileBegin pb = g_prof_begin.load(std::memory_order_relaxed);
+  const bool outer = t_depth == 0;
+  ProfileBegin pb = outer ? g_prof_begin.load(std::memory_order_relaxed) : nullptr;
   void* token = pb ? pb(call) : nullptr;
+  const bool inplace = call.inplace || (def.flags & kInplace);
+
+  AutogradHook ag = outer ? g_autograd.load(std::memory_order_relaxed) : nullptr;
+  bool record = false;
+  if (ag && t_grad_enabled && !(def.flags & kNoAutograd)) {
+    for (const auto& t : call.inputs) record |= t.defined() && t.requires_grad();
+    if (inplace && !call.inputs.empty() && call.inputs[0].requires_grad()) record = true;
+  }
+  if (record && inplace)
+    if (AutogradHook pre = g_autograd_pre.load(std::memory_order_relaxed)) pre(call);
 
   Device dev = resolve_device(call, def);
-  if (dev.is_cpu() || (def.flags & kView)) {
-    if (!def.cpu) throw NotImplementedError(std::string("[") + def.name + "] has no CPU kernel");
-    def.cpu(call);
-  } else {
-    DeviceBackend* backend = device_backend(dev.type);
-    if (!backend) throw ValueError(std::string("[") + def.name + "] device type " + dev.str() + " is not registered");
-    backend->run(call);
+  {
+    DepthGuard depth;
+    if (dev.is_cpu() || (def.flags & kView)) {
+      if (!def.cpu) throw NotImplementedError(std::string("[") + def.name + "] has no CPU kernel");
+      def.cpu(call);
+    } else {
+      DeviceBackend* backend = device_backend(dev.type);
+      if (!backend) throw ValueError(std::string("[") + def.name + "] device type " + dev.str() + " is not registered");
+      backend->run(call);
+    }
   }
-  if (call.inplace || (def.flags & kInplace)) {
+  if (inplace) {
     if (call.outputs.empty()) call.outputs.push_back(call.inputs[0]);
     call.inputs[0].bump_version();
   }
 
-  if (CheckHook ch = g_check.load(std::memory_order_relaxed)) ch(call);
-  if (AutogradHook ag = g_autograd.load(std::memory_order_relaxed)) {
-    if (t_grad_enabled && !(def.flags & kNoAutograd)) {
-      bool any = false;
-      for (const auto& t : call.inputs) any |= t.defined() && t.requires_grad();
-      if (any) ag(call);
-    }
-  }
+  if (outer)
+    if (CheckHook ch = g_check.load(std::memory_order_relaxed)) ch(call);
+  if (record) ag(call);
   if (token) g_prof_end.load()(token, call);
 }
 

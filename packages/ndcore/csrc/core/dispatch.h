@@ -111,6 +111,8 @@ using CheckHook = void (*)(const Call& call);  // debug checks (NaN detection, .
 
 void set_autograd_hook(AutogradHook hook);
 AutogradHook autograd_hook();
+// Runs before an in-place op that autograd will record, so it can save what the op overwrites.
+void set_autograd_pre_hook(AutogradHook hook);
 void set_profiler_hooks(ProfileBegin begin, ProfileEnd end);
 void set_check_hook(CheckHook hook);
 bool grad_enabled();            // thread-local grad mode, owned here so C++ sees it too

@@ -144,6 +144,27 @@ constexpr OpId randperm = 132;
 constexpr OpId diag = 133;
 constexpr OpId tril = 134;
 constexpr OpId triu = 135;
+constexpr OpId linalg_inv = 136;
+constexpr OpId linalg_solve = 137;
+constexpr OpId linalg_det = 138;
+constexpr OpId linalg_slogdet = 139;
+constexpr OpId linalg_cholesky = 140;
+constexpr OpId linalg_qr = 141;
+constexpr OpId linalg_svd = 142;
+constexpr OpId linalg_svdvals = 143;
+constexpr OpId linalg_eigh = 144;
+constexpr OpId linalg_eigvalsh = 145;
+constexpr OpId sort = 146;
+constexpr OpId topk = 147;
+constexpr OpId kthvalue = 148;
+constexpr OpId _unique = 149;
+constexpr OpId searchsorted = 150;
+constexpr OpId bincount = 151;
+constexpr OpId histc = 152;
+constexpr OpId repeat = 153;
+constexpr OpId diag_embed = 154;
+constexpr OpId index_add = 155;
+constexpr OpId index_copy = 156;
 }  // namespace op
 
 #define ND_BINARY_FLOAT_OPS(X) X(atan2, Atan2) X(hypot, Hypot) X(copysign, Copysign)
@@ -355,5 +376,28 @@ inline Tensor tril_(const Tensor& self, int64_t diagonal = 0) { std::vector<Tens
 inline Tensor tril(const Tensor& self, int64_t diagonal = 0) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::tril, std::move(in_), {Value::from_int(diagonal)}); }
 inline Tensor triu_(const Tensor& self, int64_t diagonal = 0) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::triu, std::move(in_), {Value::from_int(diagonal)}, true); }
 inline Tensor triu(const Tensor& self, int64_t diagonal = 0) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::triu, std::move(in_), {Value::from_int(diagonal)}); }
+inline Tensor linalg_inv(const Tensor& A) { std::vector<Tensor> in_; in_.push_back(A); return dispatch1(op::linalg_inv, std::move(in_), {}); }
+inline Tensor linalg_solve(const Tensor& A, const Tensor& B, bool left = true) { std::vector<Tensor> in_; in_.push_back(A); in_.push_back(B); return dispatch1(op::linalg_solve, std::move(in_), {Value::from_bool(left)}); }
+inline Tensor linalg_det(const Tensor& A) { std::vector<Tensor> in_; in_.push_back(A); return dispatch1(op::linalg_det, std::move(in_), {}); }
+inline std::tuple<Tensor, Tensor> linalg_slogdet(const Tensor& A) { std::vector<Tensor> in_; in_.push_back(A); Call c_; c_.op = op::linalg_slogdet; c_.inputs = std::move(in_); c_.attrs = {}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline Tensor linalg_cholesky(const Tensor& A, bool upper = false) { std::vector<Tensor> in_; in_.push_back(A); return dispatch1(op::linalg_cholesky, std::move(in_), {Value::from_bool(upper)}); }
+inline std::tuple<Tensor, Tensor> linalg_qr(const Tensor& A, std::string mode = "reduced") { std::vector<Tensor> in_; in_.push_back(A); Call c_; c_.op = op::linalg_qr; c_.inputs = std::move(in_); c_.attrs = {Value::from_str(mode)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline std::tuple<Tensor, Tensor, Tensor> linalg_svd(const Tensor& A, bool full_matrices = true, std::optional<std::string> driver = {}) { std::vector<Tensor> in_; in_.push_back(A); Call c_; c_.op = op::linalg_svd; c_.inputs = std::move(in_); c_.attrs = {Value::from_bool(full_matrices), driver ? Value::from_str(*driver) : Value::none()}; dispatch(c_); return {c_.outputs[0], c_.outputs[1], c_.outputs[2]}; }
+inline Tensor linalg_svdvals(const Tensor& A, std::optional<std::string> driver = {}) { std::vector<Tensor> in_; in_.push_back(A); return dispatch1(op::linalg_svdvals, std::move(in_), {driver ? Value::from_str(*driver) : Value::none()}); }
+inline std::tuple<Tensor, Tensor> linalg_eigh(const Tensor& A, std::string UPLO = "L") { std::vector<Tensor> in_; in_.push_back(A); Call c_; c_.op = op::linalg_eigh; c_.inputs = std::move(in_); c_.attrs = {Value::from_str(UPLO)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline Tensor linalg_eigvalsh(const Tensor& A, std::string UPLO = "L") { std::vector<Tensor> in_; in_.push_back(A); return dispatch1(op::linalg_eigvalsh, std::move(in_), {Value::from_str(UPLO)}); }
+inline std::tuple<Tensor, Tensor> sort(const Tensor& self, int64_t dim = -1, bool descending = false, bool stable = false) { std::vector<Tensor> in_; in_.push_back(self); Call c_; c_.op = op::sort; c_.inputs = std::move(in_); c_.attrs = {Value::from_int(dim), Value::from_bool(descending), Value::from_bool(stable)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline std::tuple<Tensor, Tensor> topk(const Tensor& self, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) { std::vector<Tensor> in_; in_.push_back(self); Call c_; c_.op = op::topk; c_.inputs = std::move(in_); c_.attrs = {Value::from_int(k), Value::from_int(dim), Value::from_bool(largest), Value::from_bool(sorted)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline std::tuple<Tensor, Tensor> kthvalue(const Tensor& self, int64_t k, int64_t dim = -1, bool keepdim = false) { std::vector<Tensor> in_; in_.push_back(self); Call c_; c_.op = op::kthvalue; c_.inputs = std::move(in_); c_.attrs = {Value::from_int(k), Value::from_int(dim), Value::from_bool(keepdim)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline std::tuple<Tensor, Tensor, Tensor> _unique(const Tensor& self, bool sorted = true, bool return_inverse = false, bool return_counts = false, std::optional<int64_t> dim = {}) { std::vector<Tensor> in_; in_.push_back(self); Call c_; c_.op = op::_unique; c_.inputs = std::move(in_); c_.attrs = {Value::from_bool(sorted), Value::from_bool(return_inverse), Value::from_bool(return_counts), dim ? Value::from_int(*dim) : Value::none()}; dispatch(c_); return {c_.outputs[0], c_.outputs[1], c_.outputs[2]}; }
+inline Tensor searchsorted(const Tensor& sorted_sequence, const Tensor& self, bool out_int32 = false, bool right = false, std::optional<std::string> side = {}, const Tensor& sorter = {}) { std::vector<Tensor> in_; in_.push_back(sorted_sequence); in_.push_back(self); in_.push_back(sorter); return dispatch1(op::searchsorted, std::move(in_), {Value::from_bool(out_int32), Value::from_bool(right), side ? Value::from_str(*side) : Value::none()}); }
+inline Tensor bincount(const Tensor& self, const Tensor& weights = {}, int64_t minlength = 0) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(weights); return dispatch1(op::bincount, std::move(in_), {Value::from_int(minlength)}); }
+inline Tensor histc(const Tensor& self, int64_t bins = 100, Scalar min = 0, Scalar max = 0) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::histc, std::move(in_), {Value::from_int(bins), min.value(), max.value()}); }
+inline Tensor repeat(const Tensor& self, Shape repeats) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::repeat, std::move(in_), {Value::from_list(repeats)}); }
+inline Tensor diag_embed(const Tensor& self, int64_t offset = 0, int64_t dim1 = -2, int64_t dim2 = -1) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::diag_embed, std::move(in_), {Value::from_int(offset), Value::from_int(dim1), Value::from_int(dim2)}); }
+inline Tensor index_add_(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha = 1) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_add, std::move(in_), {Value::from_int(dim), alpha.value()}, true); }
+inline Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha = 1) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_add, std::move(in_), {Value::from_int(dim), alpha.value()}); }
+inline Tensor index_copy_(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_copy, std::move(in_), {Value::from_int(dim)}, true); }
+inline Tensor index_copy(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_copy, std::move(in_), {Value::from_int(dim)}); }
 
 }  // namespace nd

@@ -52,6 +52,9 @@ struct TensorImpl {
   bool requires_grad = false;
   bool wrapped_number = false;  // a Python scalar lifted to 0-d: lower promotion priority
   std::shared_ptr<AutogradMeta> autograd;
+  // The tensor a view was taken from (never itself a view); null for non-views. Autograd uses it
+  // to rebase the graph when an in-place op writes through a view (torch's `_base`).
+  std::shared_ptr<TensorImpl> base;
 };
 
 int64_t numel_of(const Shape& s);

@@ -1,5 +1,5 @@
 // Indexing kernels: advanced indexing (index, index_put_), gather/scatter, index_select,
-// masked_fill, nonzero.
+// index_add/index_copy, masked_fill, nonzero.
 #include <cstring>
 
 #include "loops.h"
@@ -251,6 +251,65 @@ void k_index_select(Call& c) {
   if (out.impl() != r.impl()) copy_into(out, r);
   finish_output(c, out);
 }
+
+namespace {
+// index_add (Add) and index_copy: out.select(dim, index[i]) (+)= alpha * source.select(dim, i).
+// Indices are checked before anything is written, so a failing in-place call leaves self as it was.
+template <bool Add>
+void index_write(Call& c) {
+  const std::string op = std::string(c.name()) + (c.inplace ? "_" : "");
+  const Tensor &self = c.inputs[0], &index = c.inputs[1], &source = c.inputs[2];
+  const int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), op.c_str());
+  if (index.dtype() != DType::Int64 && index.dtype() != DType::Int32)
+    throw TypeError("[" + op + "] expected index dtype int64 or int32, got " + dtype_name(index.dtype()));
+  if (index.dim() > 1) throw ValueError("[" + op + "] index should have at most 1 dimension, got shape " + shape_str(index.sizes()));
+  const int64_t L = index.numel(), n = self.dim() ? self.sizes()[dim] : 1;
+  Shape want = self.sizes();
+  if (self.dim()) want[dim] = L;
+  if (self.dim() ? source.sizes() != want : (source.numel() != 1 || L != 1))
+    throw ValueError("[" + op + "] source of shape " + shape_str(source.sizes()) + " must have the shape of self " +
+                     shape_str(self.sizes()) + " with the index length " + std::to_string(L) + " along dim " + std::to_string(dim));
+  Tensor idx = cast_to(index, DType::Int64).contiguous();
+  const int64_t* ip = idx.data<int64_t>();
+  for (int64_t i = 0; i < L; ++i)
+    if (ip[i] < -n || ip[i] >= n)
+      throw IndexError("[" + op + "] index " + std::to_string(ip[i]) + " is out of bounds for dimension " + std::to_string(dim) +
+                       " with size " + std::to_string(n));
+  Tensor out = prepare_output(c, self.sizes(), self.dtype(), self.dtype(), self.device());
+  if (out.impl() != self.impl()) copy_into(out, self);
+  Tensor src = cast_to(source, self.dtype());
+  Shape sz, ost, sst;
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    if (d == dim) continue;
+    sz.push_back(self.sizes()[d]);
+    ost.push_back(out.strides()[d]);
+    sst.push_back(src.strides()[d]);
+  }
+  const auto oo = offsets_of(sz, ost), so = offsets_of(sz, sst);
+  const int64_t ostep = self.dim() ? out.strides()[dim] : 0, sstep = src.dim() ? src.strides()[dim] : 0;
+  const Value alpha = Add ? c.attrs[1] : Value::from_int(1);
+  ND_DISPATCH_ALL(self.dtype(), op.c_str(), [&] {
+    using C = typename compute_type<scalar_t>::type;
+    const C a = std::is_floating_point_v<C> ? C(alpha.to_double()) : C(alpha.to_int());
+    scalar_t* od = out.data<scalar_t>();
+    const scalar_t* sd = src.data<scalar_t>();
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t t = ip[i] < 0 ? ip[i] + n : ip[i];
+      for (size_t q = 0; q < oo.size(); ++q) {
+        scalar_t& d = od[t * ostep + oo[q]];
+        const scalar_t s = sd[i * sstep + so[q]];
+        if constexpr (!Add) d = s;
+        else if constexpr (std::is_same_v<scalar_t, bool>) d = d || s;
+        else d = scalar_t(C(d) + a * C(s));
+      }
+    }
+  });
+  finish_output(c, out);
+}
+}  // namespace
+
+void k_index_add(Call& c) { index_write<true>(c); }
+void k_index_copy(Call& c) { index_write<false>(c); }
 
 void k_masked_fill(Call& c) {
   const Tensor &self = c.inputs[0], &mask = c.inputs[1], &value = c.inputs[2];

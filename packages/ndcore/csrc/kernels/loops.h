@@ -36,6 +36,25 @@ Tensor prepare_output(Call& call, const Shape& shape, DType compute, DType out_d
 // Copies `tmp` into call.outputs[0] if prepare_output returned a temporary.
 void finish_output(Call& call, const Tensor& written);
 void copy_into(const Tensor& dst, const Tensor& src);  // casting, broadcasting copy on CPU
+// Hands a multi-output op's results back: into the out= tensors when the caller gave them
+// (checked and resized one by one as prepare_output does), else as the call's outputs.
+inline void set_outputs(Call& call, const std::vector<Tensor>& results) {
+  if (call.outputs.empty() || !call.outputs[0].defined()) {
+    call.outputs = results;
+    return;
+  }
+  if (call.outputs.size() != results.size())
+    throw ValueError(std::string("[") + call.name() + "] expected " + std::to_string(results.size()) +
+                     " out= tensors, got " + std::to_string(call.outputs.size()));
+  for (size_t i = 0; i < results.size(); ++i) {
+    Call one;
+    one.op = call.op;
+    one.outputs = {call.outputs[i]};
+    Tensor w = prepare_output(one, results[i].sizes(), results[i].dtype(), results[i].dtype(), results[i].device());
+    copy_into(w, results[i]);
+    finish_output(one, w);
+  }
+}
 
 template <int N>
 struct StridedLoop {

@@ -9,7 +9,10 @@ namespace nd {
 namespace {
 
 void set_view(Call& c, Shape sizes, Shape strides, int64_t offset) {
-  c.outputs = {c.inputs[0].view_of(std::move(sizes), std::move(strides), offset)};
+  const Tensor& src = c.inputs[0];
+  Tensor v = src.view_of(std::move(sizes), std::move(strides), offset);
+  v.impl()->base = src.impl()->base ? src.impl()->base : src.impl_ptr();
+  c.outputs = {v};
 }
 
 Shape infer_size(const Shape& shape, int64_t numel, const char* op) {
@@ -39,7 +42,7 @@ Shape infer_size(const Shape& shape, int64_t numel, const char* op) {
 bool view_strides(const Tensor& t, const Shape& shape, Shape& out) {
   const Shape &os = t.sizes(), &ost = t.strides();
   out.assign(shape.size(), 0);
-  if (t.numel() == 0) {
+  if (t.numel() == 0 || os.empty()) {  // empty or 0-d: any shape of the same numel is a view
     out = contiguous_strides(shape);
     return true;
   }
@@ -371,5 +374,50 @@ void tri(Call& c) {
 }  // namespace
 void k_tril(Call& c) { tri<true>(c); }
 void k_triu(Call& c) { tri<false>(c); }
+
+// Tensor.repeat: the (padded) input viewed with a stride-0 dim in front of each of its dims,
+// copied into the output viewed as (r0, s0, r1, s1, ...).
+void k_repeat(Call& c) {
+  const Tensor& x = c.inputs[0];
+  const Shape& r = c.attrs[0].list;
+  if ((int64_t)r.size() < x.dim())
+    throw ValueError("[repeat] number of dimensions of repeat dims (" + std::to_string(r.size()) +
+                     ") can not be smaller than number of dimensions of tensor (" + std::to_string(x.dim()) + ")");
+  for (auto v : r)
+    if (v < 0) throw ValueError("[repeat] repeats must be non-negative, got " + shape_str(r));
+  const int64_t pad = (int64_t)r.size() - x.dim();
+  Shape src_sz, src_st, out_sz;
+  for (int64_t i = 0; i < (int64_t)r.size(); ++i) {
+    int64_t s = i < pad ? 1 : x.sizes()[i - pad], st = i < pad ? 0 : x.strides()[i - pad];
+    src_sz.insert(src_sz.end(), {r[i], s});
+    src_st.insert(src_st.end(), {0, st});
+    out_sz.push_back(r[i] * s);
+  }
+  Tensor out = prepare_output(c, out_sz, x.dtype(), x.dtype(), x.device());
+  Tensor tmp = out.is_contiguous() ? out : empty_tensor(out_sz, x.dtype());
+  copy_into(tmp.view_of(src_sz, contiguous_strides(src_sz), tmp.offset()), x.view_of(src_sz, src_st, x.offset()));
+  if (tmp.impl() != out.impl()) copy_into(out, tmp);
+  finish_output(c, out);
+}
+
+// diag_embed: zeros with the last dim of the input written on the (offset) diagonal of the
+// output dims dim1 and dim2, which count in the output's ndim (input ndim + 1).
+void k_diag_embed(Call& c) {
+  const Tensor& x = c.inputs[0];
+  const int64_t offset = c.attrs[0].i;
+  if (x.dim() == 0) throw ValueError("[diag_embed] expected a tensor with at least 1 dimension, got shape ()");
+  const int64_t ndim = x.dim() + 1;
+  const int64_t d1 = wrap_dim(c.attrs[1].i, ndim, "diag_embed"), d2 = wrap_dim(c.attrs[2].i, ndim, "diag_embed");
+  if (d1 == d2)
+    throw ValueError("[diag_embed] diagonal dimensions cannot be identical " + std::to_string(c.attrs[1].i) + ", " +
+                     std::to_string(c.attrs[2].i));
+  const int64_t n = x.sizes().back() + std::abs(offset);
+  Shape out_sz;
+  for (int64_t d = 0, k = 0; d < ndim; ++d) out_sz.push_back(d == d1 || d == d2 ? n : x.sizes()[k++]);
+  Tensor out = prepare_output(c, out_sz, x.dtype(), x.dtype(), x.device());
+  nd::zero_(out);
+  copy_into(nd::diagonal(out, offset, d1, d2), x);
+  finish_output(c, out);
+}
 
 }  // namespace nd

@@ -41,17 +41,39 @@ uint8 = uint8
 cfloat = None
 
 # ---- table-driven ops: every C++ op of ops/ops.yaml is already an _C function/method ----------
+# linalg_* rows live in the nd.linalg namespace (linalg.py), as in torch.
 _OP_NAMES = sorted({n.split(".")[0] for n in _C.op_names()} - {"_copy_from", "_to_copy", "fill_", "zero_", "slice"})
 for _name in _OP_NAMES:
-    if hasattr(_C, _name):
+    if hasattr(_C, _name) and not _name.startswith("linalg_"):
         globals()[_name] = getattr(_C, _name)
 
 # Composite ops (Python bodies of primitives, generated from the table).
 for _name, (_fn, _variants) in _ops_gen.COMPOSITES.items():
-    if "function" in _variants:
+    if "function" in _variants and not _name.startswith("linalg_"):
         globals()[_name] = _fn
     if "method" in _variants:
         setattr(Tensor, _name, _fn)
+
+
+def _packed(fn, fixed):
+    # torch's varargs spellings (meshgrid(a, b), einsum(eq, a, b), x.tile(2, 3)) for composites
+    # whose table signature takes one list after `fixed` leading arguments
+    def op(*args, **kwargs):
+        head, rest = args[:fixed], args[fixed:]
+        if not rest:
+            return fn(*head, **kwargs)
+        if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
+            rest = rest[0]
+        return fn(*head, list(rest), **kwargs)
+
+    op.__name__ = fn.__name__
+    op.__doc__ = fn.__doc__
+    return op
+
+
+meshgrid = _packed(_ops_gen.meshgrid, 0)
+einsum = _packed(_ops_gen.einsum, 1)
+Tensor.tile = _packed(_ops_gen.tile, 1)
 
 
 def _with_other_alias(fn, other_fn):
@@ -204,6 +226,7 @@ CharTensor = _creation.legacy_type(int8, "CharTensor")
 ByteTensor = _creation.legacy_type(uint8, "ByteTensor")
 BoolTensor = _creation.legacy_type(bool, "BoolTensor")
 
+from . import linalg  # noqa: E402
 from . import devices as _devices  # noqa: E402
 from ._debug import debug_nans, set_broadcast_policy, get_broadcast_policy  # noqa: E402
 from .devices import register_device  # noqa: E402

@@ -132,6 +132,314 @@ def stack(tensors, dim=0, *, axis=None):
     return _C.cat([t.unsqueeze(d) for t in tensors], d)
 
 
+def linalg_vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """linalg_vector_norm(Tensor x, Scalar ord=2, int[]? dim|axis=None, bool keepdim|keepdims=False, *, ScalarType? dtype=None) -> Tensor"""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"[linalg_vector_norm] expected a floating point input, got {x.dtype.name}")
+    a = (x if dtype is None else x.to(dtype)).abs()
+    dim = [dim] if isinstance(dim, int) else dim
+    if ord == float("inf"):
+        return a.amax([] if dim is None else dim, keepdim=keepdim)
+    if ord == float("-inf"):
+        return a.amin([] if dim is None else dim, keepdim=keepdim)
+    if ord == 0:
+        return (a != 0).to(a.dtype).sum(dim, keepdim=keepdim)
+    if ord == 1:
+        return a.sum(dim, keepdim=keepdim)
+    if ord == 2:
+        return (a * a).sum(dim, keepdim=keepdim).sqrt()
+    return a.pow(ord).sum(dim, keepdim=keepdim).pow(1.0 / ord)
+
+
+def linalg_matrix_norm(A, ord='fro', dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """linalg_matrix_norm(Tensor A, Scalar ord='fro', int[]? dim|axis=None, bool keepdim|keepdims=False, *, ScalarType? dtype=None) -> Tensor"""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if A.dim() < 2:
+        raise ValueError(f"[linalg_matrix_norm] expected a tensor with 2 or more dimensions, got shape {tuple(A.shape)}")
+    if not A.dtype.is_floating_point:
+        raise TypeError(f"[linalg_matrix_norm] expected a floating point input, got {A.dtype.name}")
+    A = A if dtype is None else A.to(dtype)
+    n = A.dim()
+    d0, d1 = (-2, -1) if dim is None else dim
+    if not (-n <= d0 < n and -n <= d1 < n) or d0 % n == d1 % n:
+        raise ValueError(f"[linalg_matrix_norm] dim must be two distinct dims of a {n}-D tensor, got {dim}")
+    d0, d1 = d0 % n, d1 % n
+    if ord == "fro":
+        return (A * A).sum([d0, d1], keepdim=keepdim).sqrt()
+    if ord in ("nuc", 2, -2):
+        s = _C.linalg_svdvals(A.permute([d for d in range(n) if d not in (d0, d1)] + [d0, d1]))
+        r = s.sum(-1) if ord == "nuc" else s.amax(-1) if ord == 2 else s.amin(-1)
+        for d in sorted((d0, d1)) if keepdim else ():
+            r = r.unsqueeze(d)
+        return r
+    if ord in (1, -1, float("inf"), float("-inf")):
+        sum_dim, red_dim = (d0, d1) if ord in (1, -1) else (d1, d0)
+        s = A.abs().sum(sum_dim, keepdim=True)
+        r = s.amax(red_dim, keepdim=True) if ord > 0 else s.amin(red_dim, keepdim=True)
+        return r if keepdim else r.squeeze([d0, d1])
+    raise ValueError(f"[linalg_matrix_norm] order {ord!r} not supported; expected 'fro', 'nuc', inf, -inf, 1, -1, 2 or -2")
+
+
+def linalg_norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """linalg_norm(Tensor A, Scalar? ord=None, int[]? dim|axis=None, bool keepdim|keepdims=False, *, ScalarType? dtype=None) -> Tensor"""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    dim = [dim] if isinstance(dim, int) else dim
+    if (dim is not None and len(dim) == 2) or (dim is None and ord is not None and A.dim() == 2):
+        return linalg_matrix_norm(A, "fro" if ord is None else ord, dim, keepdim, dtype=dtype)
+    if dim is None and ord is not None and A.dim() != 1:
+        raise ValueError(f"[linalg_norm] input must be 1-D or 2-D when dim is None and ord is not None, got shape {tuple(A.shape)}")
+    return linalg_vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+
+
+def argsort(self, dim=-1, descending=False, *, stable=False, axis=None):
+    """argsort(Tensor self, int dim|axis=-1, bool descending=False, *, bool stable=False) -> Tensor"""
+    if axis is not None:
+        dim = axis
+    return _C.sort(self, dim, descending, stable=stable)[1]
+
+
+def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """unique(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False, int? dim=None) -> Tensor"""
+    out, inverse, counts = _C._unique(self, sorted, return_inverse, return_counts, dim)
+    extra = tuple(t for t, want in ((inverse, return_inverse), (counts, return_counts)) if want)
+    return (out,) + extra if extra else out
+
+
+def roll(self, shifts, dims=None):
+    """roll(Tensor self, int[] shifts, int[]? dims=None) -> Tensor"""
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise ValueError(f"[roll] without dims, shifts must be a single int, got {shifts}")
+        return roll(self.reshape(-1), shifts, [0]).reshape(self.shape)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if len(shifts) != len(dims):
+        raise ValueError(f"[roll] shifts and dimensions must align, got {len(shifts)} shifts and {len(dims)} dims")
+    out = self
+    for s, d in zip(shifts, dims):
+        if not -max(self.dim(), 1) <= d < max(self.dim(), 1):
+            raise IndexError(f"[roll] dimension out of range for a {self.dim()}-D tensor, got {d}")
+        n = out.shape[d] if self.dim() else 1
+        if n and s % n:
+            s %= n
+            out = _C.cat([_C.slice(out, d, n - s, n, 1), _C.slice(out, d, 0, n - s, 1)], d)
+    return self.clone() if out is self else out
+
+
+def tile(self, dims):
+    """tile(Tensor self, int[] dims) -> Tensor"""
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return self.repeat([1] * (self.dim() - len(dims)) + dims)
+
+
+def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
+    """repeat_interleave(Tensor self, Tensor? repeats=None, int? dim=None, *, int? output_size=None) -> Tensor"""
+    if repeats is None:  # repeat_interleave(counts): each index i, counts[i] times
+        return repeat_interleave(_C.arange(self.shape[0]), self)
+    x = self.reshape(-1) if dim is None else self.reshape(1) if self.dim() == 0 else self
+    d = 0 if dim is None else dim % max(x.dim(), 1)
+    if not isinstance(repeats, _C.Tensor) or repeats.numel() == 1:
+        r = int(repeats.item()) if isinstance(repeats, _C.Tensor) else int(repeats)
+        if r < 0:
+            raise ValueError(f"[repeat_interleave] repeats can not be negative, got {r}")
+        shape = list(x.shape)
+        y = x.unsqueeze(d + 1).expand(shape[:d + 1] + [r] + shape[d + 1:])
+        return y.reshape(shape[:d] + [shape[d] * r] + shape[d + 1:])
+    if repeats.dim() != 1 or repeats.shape[0] != x.shape[d]:
+        raise ValueError(f"[repeat_interleave] repeats must have the same size as input along dim {d}, got repeats shape "
+                         f"{tuple(repeats.shape)} and input shape {tuple(x.shape)}")
+    if repeats.dtype.is_floating_point or (repeats.numel() and repeats.amin().item() < 0):
+        raise ValueError(f"[repeat_interleave] repeats must be non-negative integers, got {repeats.dtype.name} {repeats.tolist()}")
+    ends = repeats.cumsum(0)
+    total = int(ends[-1].item()) if repeats.numel() else 0
+    return x.index_select(d, _C.searchsorted(ends, _C.arange(total), right=True))
+
+
+def meshgrid(tensors, *, indexing=None):
+    """meshgrid(Tensor[] tensors, *, str? indexing=None) -> Tensor[]"""
+    indexing = "ij" if indexing is None else indexing
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"[meshgrid] indexing must be 'ij' or 'xy', got {indexing!r}")
+    ts = list(tensors)
+    for t in ts:
+        if t.dim() > 1:
+            raise ValueError(f"[meshgrid] expects 0-D or 1-D tensors, got shape {tuple(t.shape)}")
+    ts = [t.reshape(-1) for t in ts]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:  # 'xy' is 'ij' with the first two inputs and outputs exchanged
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = [t.shape[0] for t in ts]
+    out = [t.reshape([-1 if j == i else 1 for j in range(len(ts))]).expand(shape) for i, t in enumerate(ts)]
+    if swap:
+        out[0], out[1] = out[1], out[0]
+    return tuple(out)
+
+
+def einsum(equation, operands):
+    """einsum(str equation, Tensor[] operands) -> Tensor"""
+    from ndcore._einsum import einsum as _einsum
+    return _einsum(equation, list(operands))
+
+
+def tensordot(a, b, dims=2):
+    """tensordot(Tensor a, Tensor b, int[] dims=2) -> Tensor"""
+    if isinstance(dims, int):
+        if dims < 0 or dims > min(a.dim(), b.dim()):
+            raise ValueError(f"[tensordot] dims must be in [0, {min(a.dim(), b.dim())}], got {dims}")
+        da, db = list(range(a.dim() - dims, a.dim())), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        da, db = [d % max(a.dim(), 1) for d in da], [d % max(b.dim(), 1) for d in db]
+    if len(da) != len(db):
+        raise ValueError(f"[tensordot] both dimension lists should have the same length, got {da} and {db}")
+    for x, y in zip(da, db):
+        if a.shape[x] != b.shape[y]:
+            raise ValueError(f"[tensordot] contracted dimensions need to match, but first has size {a.shape[x]} in dim {x} "
+                             f"and second has size {b.shape[y]} in dim {y}")
+    fa = [d for d in range(a.dim()) if d not in da]
+    fb = [d for d in range(b.dim()) if d not in db]
+    size = lambda t, ds: __import__("math").prod(t.shape[d] for d in ds)
+    am = a.permute(fa + da).reshape(size(a, fa), size(a, da))
+    bm = b.permute(db + fb).reshape(size(b, db), size(b, fb))
+    return am.matmul(bm).reshape([a.shape[d] for d in fa] + [b.shape[d] for d in fb])
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
+    """logspace(Scalar start, Scalar end, int steps, float base=10.0, *, ScalarType? dtype=None, Device? device=None, bool requires_grad=False) -> Tensor"""
+    out = base ** _C.linspace(start, end, steps, dtype=_C.float64)
+    out = out.to(_C.get_default_dtype() if dtype is None else dtype)
+    out = out if device is None else out.to(device)
+    return out.requires_grad_(True) if requires_grad else out
+
+
+def take(self, index):
+    """take(Tensor self, Tensor index) -> Tensor"""
+    if index.dtype.is_floating_point or index.dtype == _C.bool:
+        raise TypeError(f"[take] expected an integer index tensor, got {index.dtype.name}")
+    n = self.numel()
+    if index.numel():
+        lo, hi = index.amin().item(), index.amax().item()
+        if lo < -n or hi >= n:
+            raise IndexError(f"[take] index {hi if hi >= n else lo} is out of bounds for a tensor with {n} elements")
+    return self.reshape(-1).index_select(0, index.reshape(-1)).reshape(index.shape)
+
+
+def take_along_dim(self, indices, dim=None):
+    """take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor"""
+    if dim is None:
+        return self.reshape(-1).gather(0, indices.reshape(-1))
+    if self.dim() != indices.dim():
+        raise ValueError(f"[take_along_dim] input and indices should have the same number of dimensions, got shapes "
+                         f"{tuple(self.shape)} and {tuple(indices.shape)}")
+    d = dim % max(self.dim(), 1)
+    a, i = list(self.shape), list(indices.shape)
+    base = list(_C.broadcast_shapes(tuple(a[:d] + [1] + a[d + 1:]), tuple(i[:d] + [1] + i[d + 1:])))
+    return self.expand(base[:d] + a[d:d + 1] + base[d + 1:]).gather(d, indices.expand(base[:d] + i[d:d + 1] + base[d + 1:]))
+
+
+def masked_select(self, mask):
+    """masked_select(Tensor self, Tensor mask) -> Tensor"""
+    if mask.dtype != _C.bool:
+        raise TypeError(f"[masked_select] expected a bool mask, got {mask.dtype.name}")
+    shape = tuple(_C.broadcast_shapes(tuple(self.shape), tuple(mask.shape))) or (1,)
+    return _C.index(self.expand(shape), [mask.expand(shape)])
+
+
+def masked_scatter_(self, mask, source):
+    """masked_scatter_(Tensor self, Tensor mask, Tensor source) -> Tensor"""
+    if mask.dtype != _C.bool:
+        raise TypeError(f"[masked_scatter_] expected a bool mask, got {mask.dtype.name}")
+    t = self if self.dim() else self.reshape(1)
+    m = mask.expand(t.shape)
+    n = int(m.sum().item())
+    if source.numel() < n:
+        raise ValueError(f"[masked_scatter_] source has {source.numel()} elements but the mask selects {n}")
+    _C.index_put_(t, [m], source.reshape(-1)[:n])
+    return self
+
+
+def masked_scatter(self, mask, source):
+    """masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor"""
+    shape = _C.broadcast_shapes(tuple(self.shape), tuple(mask.shape))
+    return masked_scatter_(self.expand(shape).clone(), mask, source)
+
+
+def fliplr(self):
+    """fliplr(Tensor self) -> Tensor"""
+    if self.dim() < 2:
+        raise ValueError(f"[fliplr] input must be >= 2-D, got shape {tuple(self.shape)}")
+    return self.flip([1])
+
+
+def flipud(self):
+    """flipud(Tensor self) -> Tensor"""
+    if self.dim() < 1:
+        raise ValueError("[flipud] input must be >= 1-D, got shape ()")
+    return self.flip([0])
+
+
+def rot90(self, k=1, dims=None):
+    """rot90(Tensor self, int k=1, int[]? dims=None) -> Tensor"""
+    dims = [0, 1] if dims is None else list(dims)
+    n = self.dim()
+    if len(dims) != 2 or n < 2:
+        raise ValueError(f"[rot90] expected 2 rotation dims of a tensor with >= 2 dims, got dims {dims} and shape {tuple(self.shape)}")
+    if not all(-n <= d < n for d in dims) or dims[0] % n == dims[1] % n:
+        raise ValueError(f"[rot90] rotation dims must be distinct dims in [{-n}, {n - 1}], got {dims}")
+    d0, d1 = dims[0] % n, dims[1] % n
+    k %= 4
+    if k == 1:
+        return self.flip([d1]).transpose(d0, d1)
+    if k == 2:
+        return self.flip([d0, d1])
+    if k == 3:
+        return self.flip([d0]).transpose(d0, d1)
+    return self.clone()
+
+
+def cross(self, other, dim=None):
+    """cross(Tensor self, Tensor other, int? dim=None) -> Tensor"""
+    shape = list(_C.broadcast_shapes(tuple(self.shape), tuple(other.shape)))
+    if dim is None:
+        dim = next((i for i, s in enumerate(shape) if s == 3), None)
+        if dim is None:
+            raise ValueError(f"[cross] no dimension of size 3 in input shape {tuple(shape)}")
+    if not -len(shape) <= dim < len(shape) or shape[dim] != 3:
+        raise ValueError(f"[cross] dimension {dim} of the broadcast shape {tuple(shape)} must have length 3")
+    dim %= len(shape)
+    a0, a1, a2 = self.expand(shape).unbind(dim)
+    b0, b1, b2 = other.expand(shape).unbind(dim)
+    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim)
+
+
+def cdist(x1, x2, p=2.0):
+    """cdist(Tensor x1, Tensor x2, float p=2.0) -> Tensor"""
+    if x1.dim() < 2 or x2.dim() < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ValueError(f"[cdist] expected inputs (..., P, M) and (..., R, M), got shapes {tuple(x1.shape)} and {tuple(x2.shape)}")
+    if p < 0:
+        raise ValueError(f"[cdist] only supports non-negative p values, got {p}")
+    diff = (x1.unsqueeze(-2) - x2.unsqueeze(-3)).abs()
+    if p == 0:
+        return (diff != 0).to(diff.dtype).sum(-1)
+    if p == float("inf"):
+        return diff.amax(-1)
+    if p == 1:
+        return diff.sum(-1)
+    if p == 2:
+        return (diff * diff).sum(-1).sqrt()
+    return diff.pow(p).sum(-1).pow(1.0 / p)
+
+
 COMPOSITES = {
     'var': (var, ('function', 'method')),
     'std': (std, ('function', 'method')),
@@ -147,6 +455,28 @@ COMPOSITES = {
     'lerp': (lerp, ('function', 'method')),
     'baddbmm': (baddbmm, ('function', 'method')),
     'stack': (stack, ('function',)),
+    'linalg_vector_norm': (linalg_vector_norm, ('function',)),
+    'linalg_matrix_norm': (linalg_matrix_norm, ('function',)),
+    'linalg_norm': (linalg_norm, ('function',)),
+    'argsort': (argsort, ('function', 'method')),
+    'unique': (unique, ('function', 'method')),
+    'roll': (roll, ('function', 'method')),
+    'tile': (tile, ('function', 'method')),
+    'repeat_interleave': (repeat_interleave, ('function', 'method')),
+    'meshgrid': (meshgrid, ('function',)),
+    'einsum': (einsum, ('function',)),
+    'tensordot': (tensordot, ('function',)),
+    'logspace': (logspace, ('function',)),
+    'take': (take, ('function', 'method')),
+    'take_along_dim': (take_along_dim, ('function', 'method')),
+    'masked_select': (masked_select, ('function', 'method')),
+    'masked_scatter_': (masked_scatter_, ('method',)),
+    'masked_scatter': (masked_scatter, ('function', 'method')),
+    'fliplr': (fliplr, ('function', 'method')),
+    'flipud': (flipud, ('function', 'method')),
+    'rot90': (rot90, ('function', 'method')),
+    'cross': (cross, ('function', 'method')),
+    'cdist': (cdist, ('function',)),
 }
 
 ALIASES = {

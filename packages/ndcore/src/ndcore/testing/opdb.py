@@ -60,6 +60,8 @@ class OpInfo:
 
     @property
     def fn(self):
+        if self.name.startswith("linalg_"):  # nd.linalg.inv for the row linalg_inv
+            return getattr(ndcore.linalg, self.name[len("linalg_"):])
         return getattr(ndcore, self.name)
 
     @property
@@ -71,7 +73,9 @@ class OpInfo:
         return tuple(self.test.get("other_domain", self.domain))
 
     def tol(self, dtype: str) -> tuple[float, float]:
-        return TOLERANCES.get(dtype, (0.0, 0.0))
+        """(rtol, atol) for results in `dtype`: the row's `test: {tol: {dtype: [rtol, atol]}}` if set."""
+        own = self.test.get("tol", {}).get(dtype)
+        return tuple(float(v) for v in own) if own else TOLERANCES.get(dtype, (0.0, 0.0))
 
     def make(self, rng: np.random.Generator, shape, dtype: str, domain=None) -> np.ndarray:
         """NumPy data of `shape` inside the op's domain (ints: small values; bool: random)."""

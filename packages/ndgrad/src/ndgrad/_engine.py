@@ -1,0 +1,516 @@
+"""The graph and the backward engine.
+
+Recording: ndcore's dispatcher calls `record` after every differentiable op whose inputs
+require grad (see ndcore's Note [One dispatch point]); it builds a `Node` holding the op's
+derivative formula (generated from the op table), the tensors the formula reads and the
+version each had. Backward: a topological pass over the nodes reachable from the roots,
+newest first, summing gradients per node output (Kahn's algorithm, like micrograd's
+`backward` with fan-in), then calling each node's formula.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import traceback
+import weakref
+
+import ndcore as nd
+from ndcore import _C
+
+from ._derivatives_gen import FORMULAS
+from ._helpers import _sum_to
+
+_seq = itertools.count()
+_saved_hooks: list = []  # stack of (pack, unpack) from saved_tensors_hooks
+_anomaly = {"on": False, "check_nan": True}
+
+
+_NODE_NAMES: dict[str, str] = {}
+
+
+def _node_name(op: str) -> str:
+    name = _NODE_NAMES.get(op)
+    if name is None:
+        base = op.split(".")[0].strip("_")
+        name = _NODE_NAMES[op] = "".join(p.capitalize() for p in base.split("_")) + "Backward0"
+    return name
+
+
+class _Saved:
+    """A tensor a formula reads later, with the version it had when saved."""
+
+    __slots__ = ("tensor", "version", "op", "name", "out_nr", "packed", "unpack_hook")
+
+    def __init__(self, tensor, op, name, is_output=False, out_nr=None, metadata_only=False):
+        self.op, self.name = op, name
+        self.unpack_hook = None
+        if _saved_hooks:  # saved_tensors_hooks (e.g. checkpoint) decide how the value is kept
+            pack, self.unpack_hook = _saved_hooks[-1]
+            self.packed = pack(tensor)
+            self.tensor, self.version, self.out_nr = None, None, None
+            return
+        self.version = None if metadata_only else tensor._version
+        # Holding an output itself would make a cycle through C++ state that Python's GC cannot
+        # see (output -> grad_fn -> saved output): keep a detached alias, and re-attach it to
+        # the node when a higher-order backward needs its graph (as torch's SavedVariable does).
+        self.out_nr = out_nr if is_output else None
+        self.tensor = tensor._detach_alias() if is_output else tensor
+
+    def unpack(self, node=None):
+        if self.unpack_hook is not None:
+            return self.unpack_hook(self.packed)
+        t = self.tensor
+        if self.out_nr is not None and node is not None and _C.is_grad_enabled():
+            t = t._detach_alias()
+            t._set_requires_grad_raw(True)
+            t.grad_fn = node
+            t._ag["out_nr"] = self.out_nr
+        if self.version is not None and t._version != self.version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{self.op}] input '{self.name}' of shape {tuple(t.shape)} is at version "
+                f"{t._version}; expected version {self.version} instead.")
+        return t
+
+
+class Node:
+    """One recorded op: its formula, where the input gradients go, and hooks."""
+
+    # hooks are rare: the containers are created on first registration
+    pre_hooks: dict = {}
+    post_hooks: tuple = ()
+    stack = None
+    released = False
+
+    def __init__(self, name, next_edges):
+        self._name = name
+        self.next_edges = next_edges  # per tensor input: (node, out_nr) or None
+        self.seq = next(_seq)
+        if _anomaly["on"]:
+            self.stack = traceback.format_stack()[:-3]
+
+    def _own_pre_hooks(self) -> dict:
+        if "pre_hooks" not in self.__dict__:
+            self.pre_hooks = {}
+        return self.pre_hooks
+
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{self._name} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self):
+        return tuple((e[0], e[1]) if e is not None else (None, 0) for e in self.next_edges)
+
+    def register_hook(self, fn):
+        """fn(grad_inputs, grad_outputs) after this node ran; may return new grad_inputs."""
+        if "post_hooks" not in self.__dict__:
+            self.post_hooks = []
+        self.post_hooks.append(fn)
+        return _Handle(self.post_hooks, fn)
+
+    def register_prehook(self, fn):
+        """fn(grad_outputs) before this node runs; may return new grad_outputs."""
+        hooks = self._own_pre_hooks().setdefault(-1, [])
+        hooks.append(fn)
+        return _Handle(hooks, fn)
+
+
+class OpNode(Node):
+    def __init__(self, op, formula, input_names, needs, next_edges, attrs, saved, out_meta):
+        super().__init__(_node_name(op), next_edges)
+        self.op, self.formula, self.input_names = op, formula, input_names
+        self.needs, self.attrs, self.saved, self.out_meta = needs, attrs, saved, out_meta
+
+    def apply(self, grads):
+        if self.released:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (or directly access saved tensors after they "
+                f"have already been freed): [{self.op}] saved intermediate values of the graph are freed when you call "
+                f".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph "
+                f"a second time.")
+        inputs = [s.unpack() if isinstance(s, _Saved) else s for s in self.saved["inputs"]]
+        results = [s.unpack(self) if isinstance(s, _Saved) else s for s in self.saved["results"]]
+        return self.formula(grads, inputs, self.attrs, results, self.needs)
+
+    def release(self):
+        self.saved = None
+        self.released = True
+
+
+class CopySlices(Node):
+    """The new grad_fn of a base after an in-place op wrote through one of its views.
+
+    Backward: the base's gradient is cloned; the view's region of it is run through the in-place
+    op's own node; the gradient for the view's old contents is written back into that region and
+    the whole flows on to the base's previous grad_fn (torch's CopySlices)."""
+
+    def __init__(self, base_edge, op_node, target_index, view_geometry, base_meta):
+        edges = [base_edge] + [e for i, e in enumerate(op_node.next_edges) if i != target_index]
+        super().__init__("CopySlices", edges)
+        self.op_node, self.target_index = op_node, target_index
+        self.view_geometry, self.out_meta = view_geometry, [base_meta]
+
+    def apply(self, grads):
+        size, stride, offset = self.view_geometry
+        result = grads[0].clone()
+        region = result.as_strided(size, stride, offset)
+        op_grads = list(self.op_node.apply([region.clone()]))
+        own = op_grads.pop(self.target_index)
+        if own is None:
+            region.zero_()
+        else:
+            region.copy_(own)
+        return [result] + op_grads
+
+    def release(self):
+        self.op_node.release()
+        self.released = True
+
+
+class AccumulateGrad(Node):
+    """Sink for a leaf: runs the leaf's hooks, then adds into ``.grad`` (or captures it).
+
+    One per leaf, cached on the leaf; it refers back to the leaf weakly, so the pair forms no
+    cycle through C++ state the garbage collector cannot see."""
+
+    def __init__(self, tensor):
+        super().__init__("AccumulateGrad", [])
+        self._variable = weakref.ref(tensor)
+
+    @property
+    def variable(self):
+        return self._variable()
+
+
+class _Handle:
+    def __init__(self, container, item):
+        self._container, self._item = container, item
+
+    def remove(self):
+        try:
+            self._container.remove(self._item)
+        except ValueError:
+            pass
+
+
+def edge_of(t):
+    if t is None or not t.requires_grad:
+        return None
+    fn = t.grad_fn
+    ag = t._ag
+    if fn is None:
+        acc = ag.get("acc")
+        if acc is None or acc.variable is not t:
+            acc = ag["acc"] = AccumulateGrad(t)
+        return (acc, 0)
+    return (fn, ag.get("out_nr", 0))
+
+
+# ---- recording (called from ndcore's dispatcher) ---------------------------------------------
+_pending_inplace: list = []
+
+
+def record_pre(op, inputs, attrs):
+    """Before an in-place op: refuse leaves, save the value the formula will need."""
+    target = inputs[0]
+    if target.requires_grad and target.grad_fn is None:
+        raise RuntimeError(f"[{op}_] a leaf Variable that requires grad is being used in an in-place operation.")
+    base = target._base
+    if base is not None and base.requires_grad and base.grad_fn is None:
+        raise RuntimeError(f"[{op}_] a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    entry = FORMULAS.get(op)
+    old = None
+    if entry is not None and "self" in entry[2]:
+        old = target.detach().clone()  # detached: cloning it is not recorded
+    _pending_inplace.append((old, target.grad_fn, target._ag.get("out_nr", 0), target.requires_grad))
+
+
+def record(op, inputs, attrs, outputs, inplace):
+    entry = FORMULAS.get(op)
+    pre = _pending_inplace.pop() if inplace and _pending_inplace else None
+    if entry is None:
+        raise RuntimeError(f"[{op}] has no derivative formula in the op table but an input requires grad")
+    formula, names, uses, list_names, meta_only = entry
+    edges, needs = [], []
+    for k, t in enumerate(inputs):
+        if inplace and k == 0 and pre is not None:
+            _, old_fn, old_nr, old_req = pre
+            if old_fn is not None:
+                edges.append((old_fn, old_nr))
+            else:
+                edges.append(None)
+            needs.append(old_req)
+            continue
+        e = edge_of(t)
+        edges.append(e)
+        needs.append(e is not None)
+    if op == "_copy_from" and outputs and outputs[0].requires_grad and outputs[0].grad_fn is None:
+        raise RuntimeError("[copy_] a leaf Variable that requires grad is being used in an in-place operation.")
+    uses = set(uses)
+    saved_inputs = []
+    flat_names = [n for n in names for _ in range(attrs[n] if n in list_names else 1)]
+    for k, t in enumerate(inputs):
+        name = flat_names[k]
+        if t is None or name not in uses:
+            saved_inputs.append(None if t is None else _Unsaved(name, op))
+        elif inplace and k == 0:
+            saved_inputs.append(pre[0] if pre is not None and pre[0] is not None else _Unsaved(name, op))
+        else:
+            saved_inputs.append(_Saved(t, op, name, metadata_only=name in meta_only))
+    results = []
+    reads_results = bool(uses - set(names))
+    for i, t in enumerate(outputs):
+        results.append(_Saved(t, op, "result", is_output=True, out_nr=i) if reads_results else None)
+    meta = [(tuple(t.shape), t.dtype, t.device) for t in outputs]
+    node = OpNode(op, formula, names, needs, edges, attrs, {"inputs": saved_inputs, "results": results}, meta)
+    target_index = 1 if op == "_copy_from" else (0 if inplace else None)
+    if target_index is not None and outputs:
+        base = outputs[0]._base
+        if base is not None:
+            _rebase(node, outputs[0], base, target_index)
+            return None
+    for i, t in enumerate(outputs):
+        if not t.dtype.is_floating_point:
+            continue
+        t._set_requires_grad_raw(True)
+        t.grad_fn = node
+        if i:
+            t._ag["out_nr"] = i
+    return None
+
+
+def _rebase(op_node, view, base, target_index):
+    """After an in-place op on ``view``: ``base`` gets a CopySlices node, and ``view`` becomes a
+    fresh strided view of the updated base, so both see the write in their graphs."""
+    if base.requires_grad and base.grad_fn is None:
+        raise RuntimeError(f"[{op_node.op}] a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    if not base.is_contiguous():
+        raise RuntimeError(f"[{op_node.op}] in-place operations on views of non-contiguous tensors are not "
+                           "supported by autograd yet; clone() the base first")
+    geometry = (tuple(view.shape), tuple(view.stride()), view.storage_offset() - base.storage_offset())
+    meta = (tuple(base.shape), base.dtype, base.device)
+    cs = CopySlices(edge_of(base), op_node, target_index, geometry, meta)
+    base._set_requires_grad_raw(True)
+    base.grad_fn = cs
+    base._ag.pop("out_nr", None)
+    fresh = base.as_strided(geometry[0], geometry[1], view.storage_offset())
+    view._set_requires_grad_raw(True)
+    view.grad_fn = fresh.grad_fn
+    view._ag["out_nr"] = 0
+
+
+class _Unsaved:
+    """Placeholder for an input the formula does not read (keeps nothing alive)."""
+
+    __slots__ = ("name", "op")
+
+    def __init__(self, name, op):
+        self.name, self.op = name, op
+
+    def unpack(self):
+        return None
+
+
+
+# ---- the engine --------------------------------------------------------------------------------
+def _zeros_for(meta):
+    shape, dtype, device = meta
+    return nd.zeros(*shape, dtype=dtype, device=device)
+
+
+def _accumulate(buffers, node, nr, g):
+    slot = buffers.setdefault(node, {})
+    prev = slot.get(nr)
+    slot[nr] = g if prev is None else prev + g
+
+
+def run_backward(roots, retain_graph, create_graph, capture=None):
+    """roots: list of (tensor, grad). capture: {key: None} for autograd.grad, where key is the
+    leaf tensor id or (node, out_nr); filled with the gradients found there."""
+    root_edges = []
+    for t, g in roots:
+        e = edge_of(t)
+        if e is None:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        root_edges.append((e, g))
+
+    # dependency counts over the reachable graph
+    deps: dict = {}
+    nodes = {}
+    stack = [e[0] for e, _ in root_edges]
+    while stack:
+        n = stack.pop()
+        if id(n) in nodes:
+            continue
+        nodes[id(n)] = n
+        for e in n.next_edges:
+            if e is not None:
+                deps[e[0]] = deps.get(e[0], 0) + 1
+                if id(e[0]) not in nodes:
+                    stack.append(e[0])
+    needed = None
+    if capture is not None:
+        needed = _prune(nodes, capture)
+
+    buffers: dict = {}
+    for (node, nr), g in root_edges:
+        _accumulate(buffers, node, nr, g)
+    ready = []
+    for node in {id(e[0]): e[0] for e, _ in root_edges}.values():
+        if deps.get(node, 0) == 0:
+            heapq.heappush(ready, (-node.seq, id(node), node))
+    prev_mode = _C.is_grad_enabled()
+    _C._set_grad_enabled(create_graph)
+    try:
+        while ready:
+            _, _, node = heapq.heappop(ready)
+            grads_in = buffers.pop(node, {})
+            if needed is not None and node not in needed:
+                _release_and_propagate(node, deps, ready, retain_graph, skip=True)
+                continue
+            if isinstance(node, AccumulateGrad):
+                _run_accumulate(node, grads_in.get(0), create_graph, capture)
+                continue
+            n_out = len(node.out_meta)
+            grads = [grads_in.get(i) for i in range(n_out)]
+            for i in range(n_out):
+                for hook in node.pre_hooks.get(i, ()):
+                    if grads[i] is not None:
+                        r = hook(grads[i])
+                        if r is not None:
+                            _check_hook_result(r, grads[i])
+                            grads[i] = r
+            for hook in node.pre_hooks.get(-1, ()):
+                r = hook(tuple(grads))
+                if r is not None:
+                    grads = list(r)
+            if capture is not None:
+                for i in range(n_out):
+                    key = (node, i)
+                    if key in capture and grads[i] is not None:
+                        capture[key] = grads[i] if capture[key] is None else capture[key] + grads[i]
+            if all(g is None for g in grads):
+                _release_and_propagate(node, deps, ready, retain_graph, skip=True)
+                continue
+            if isinstance(node, (OpNode, CopySlices)):
+                grads = [g if g is not None else _zeros_for(node.out_meta[i]) for i, g in enumerate(grads)]
+            input_grads = list(node.apply(grads))
+            if node.post_hooks:
+                for hook in list(node.post_hooks):
+                    r = hook(tuple(input_grads), tuple(grads))
+                    if r is not None:
+                        input_grads = list(r)
+            if _anomaly["on"] and _anomaly["check_nan"]:
+                _check_anomaly(node, input_grads)
+            if not retain_graph and isinstance(node, (OpNode, CopySlices)):
+                node.release()
+            for e, g in zip(node.next_edges, input_grads):
+                if e is None:
+                    continue
+                if g is not None:
+                    g = _fit(g, e)
+                    _accumulate(buffers, e[0], e[1], g)
+                deps[e[0]] -= 1
+                if deps[e[0]] == 0:
+                    heapq.heappush(ready, (-e[0].seq, id(e[0]), e[0]))
+    finally:
+        _C._set_grad_enabled(prev_mode)
+
+
+def _fit(g, edge):
+    """Reduce a broadcast gradient to the shape the receiving input had."""
+    node, nr = edge
+    if isinstance(node, AccumulateGrad):
+        target = node.variable
+        if target is None:
+            return g
+        shape, dtype = tuple(target.shape), target.dtype
+    elif isinstance(node, (OpNode, CopySlices)):
+        shape, dtype, _ = node.out_meta[nr]
+    else:
+        return g
+    if tuple(g.shape) != shape:
+        g = _sum_to(g, shape)
+    if g.dtype != dtype:
+        g = g.to(dtype)
+    return g
+
+
+def _prune(nodes, capture):
+    targets = set()
+    for key in capture:
+        if isinstance(key, tuple):
+            targets.add(key[0])
+    leaf_ids = {k for k in capture if isinstance(k, int)}
+    needed = set()
+    memo: dict = {}
+
+    def visit(n):
+        if id(n) in memo:
+            return memo[id(n)]
+        memo[id(n)] = False
+        hit = n in targets or (isinstance(n, AccumulateGrad) and id(n.variable) in leaf_ids)
+        for e in n.next_edges:
+            if e is not None and visit(e[0]):
+                hit = True
+        memo[id(n)] = hit
+        if hit:
+            needed.add(n)
+        return hit
+
+    for n in list(nodes.values()):
+        visit(n)
+    return needed
+
+
+def _release_and_propagate(node, deps, ready, retain_graph, skip):
+    for e in node.next_edges:
+        if e is None:
+            continue
+        deps[e[0]] -= 1
+        if deps[e[0]] == 0:
+            heapq.heappush(ready, (-e[0].seq, id(e[0]), e[0]))
+
+
+def _check_hook_result(new, old):
+    if tuple(new.shape) != tuple(old.shape):
+        raise RuntimeError(f"hook returned a gradient of shape {tuple(new.shape)} but the gradient has shape {tuple(old.shape)}")
+    if new.dtype != old.dtype:
+        raise RuntimeError(f"hook returned a gradient of dtype {new.dtype} but the gradient has dtype {old.dtype}")
+
+
+def _run_accumulate(node, g, create_graph, capture):
+    t = node.variable
+    if g is None or t is None:  # nothing to add, or the leaf no longer exists
+        return
+    for hook in list(t._ag.get("hooks", ())):
+        r = hook(g)
+        if r is not None:
+            _check_hook_result(r, g)
+            g = r
+    if capture is not None:
+        key = id(t)
+        if key in capture:
+            capture[key] = g if capture[key] is None else capture[key] + g
+        return
+    if t.grad is None:
+        t.grad = g if create_graph else g.detach().clone()
+    elif create_graph:
+        t.grad = t.grad + g
+    else:
+        t.grad.add_(g.detach())
+    for hook in list(t._ag.get("post_accumulate_hooks", ())):
+        hook(t)
+
+
+def _check_anomaly(node, grads):
+    for i, g in enumerate(grads):
+        if g is not None and g.dtype.is_floating_point and g.numel() and not bool(g.isfinite().all()):
+            where = "".join(node.stack or ["(enable detect_anomaly before the forward pass to see where)\n"])
+            raise RuntimeError(
+                f"Function '{node.name()}' returned nan/inf values in its {i}th output.\n"
+                f"The forward op was called here:\n{where}")
