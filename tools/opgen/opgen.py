@@ -337,7 +337,8 @@ def gen_derivatives_py(ops: list[Op]) -> str:
     """ndgrad's formulas: one function per differentiable row, returning a grad per tensor input."""
     out = [HEADER_PY, '"""Derivative formulas of the op table (the `grad` column), written in nd ops so they run',
            'on any device and can themselves be differentiated."""', "# ruff: noqa",
-           "from ndgrad._helpers import *  # the _*_backward helpers formulas call", "", ""]
+           "from ndgrad._helpers import *  # the _*_backward helpers formulas call",
+           "from ndgrad._linalg_helpers import *", "", ""]
     table = []
     for o in ops:
         grad = o.row.get("grad")

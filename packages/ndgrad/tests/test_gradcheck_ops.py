@@ -116,3 +116,46 @@ def test_gradients_match_torch():
     np.testing.assert_allclose(float(y), float(ty), rtol=1e-5)
     for x, t in zip(ours, theirs):
         np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def _spd(x):
+    return x @ x.mT + 3 * nd.eye(x.shape[-1], dtype=x.dtype)
+
+
+LINALG = [
+    ("inv", lambda a, b: nd.linalg.inv(a)),
+    ("solve", lambda a, b: nd.linalg.solve(a, b)),
+    ("solve_vector", lambda a, b: nd.linalg.solve(a, b[:, 0])),
+    ("solve_right", lambda a, b: nd.linalg.solve(a, b.mT, left=False)),
+    ("det", lambda a, b: nd.linalg.det(a)),
+    ("slogdet", lambda a, b: nd.linalg.slogdet(a).logabsdet),
+    ("cholesky", lambda a, b: nd.linalg.cholesky(_spd(a))),
+    ("cholesky_upper", lambda a, b: nd.linalg.cholesky(_spd(a), upper=True)),
+    ("qr", lambda a, b: sum(t.sum() for t in nd.linalg.qr(a)) + (nd.linalg.qr(a).Q ** 2).sum()),
+    ("svd_invariant", lambda a, b: _svd_invariant(a)),
+    ("svd_tall", lambda a, b: _svd_invariant(nd.cat([a, b.mT], 0), full=False)),
+    ("svdvals", lambda a, b: nd.linalg.svdvals(a)),
+    ("eigh", lambda a, b: _eigh_invariant(a)),
+    ("eigvalsh", lambda a, b: nd.linalg.eigvalsh(a + a.mT)),
+    ("repeat", lambda a, b: a.repeat(2, 1, 3)),
+]
+
+
+def _svd_invariant(a, full=True):
+    U, S, Vh = nd.linalg.svd(a, full_matrices=full)
+    k = S.shape[-1]
+    w = nd.arange(float(U.shape[0] * U.shape[0]), dtype=a.dtype).reshape(U.shape[0], U.shape[0])
+    return S.sum() + ((U[:, :k] @ U[:, :k].mT) * w).sum() + (Vh[:k].mT @ Vh[:k] * w[:k, :k].sin()).sum()
+
+
+def _eigh_invariant(a):
+    w, V = nd.linalg.eigh(a + a.mT)
+    return w.sum() + (V[:, :1] @ V[:, :1].mT).sum()
+
+
+@pytest.mark.parametrize("name,fn", LINALG, ids=[n for n, _ in LINALG])
+def test_linalg_gradcheck(name, fn):
+    rng = np.random.default_rng(6)
+    a = nd.tensor(rng.standard_normal((3, 3)) + 3 * np.eye(3), dtype=nd.float64, requires_grad=True)
+    b = nd.tensor(rng.standard_normal((3, 2)), dtype=nd.float64, requires_grad=True)
+    assert ndgrad.gradcheck(fn, (a, b))

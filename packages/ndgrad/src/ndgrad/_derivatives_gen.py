@@ -4,6 +4,7 @@
 on any device and can themselves be differentiated."""
 # ruff: noqa
 from ndgrad._helpers import *  # the _*_backward helpers formulas call
+from ndgrad._linalg_helpers import *
 
 
 def d_exp(grads, inputs, attrs, results, needs):
