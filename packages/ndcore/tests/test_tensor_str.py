@@ -13,21 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-_MODULE_PATH = pathlib.Path(__file__).resolve().parents[1] / "src" / "ndcore" / "_tensor_str.py"
-
-
-def _load_module():
-    # Loaded by path because importing the ndcore package pulls in its C extension,
-    # which may not be built; registering in sys.modules is required by dataclasses.
-    name = "_ndcore_tensor_str_under_test"
-    spec = importlib.util.spec_from_file_location(name, _MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ts = _load_module()
+from ndcore import _tensor_str as ts  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 printing and pickling. Compute stays in the C++ ops; these only route arguments."""
 from __future__ import annotations
 
-import numpy as np
+from ._lazy import np
 
 from . import _C
 from ._size import Size

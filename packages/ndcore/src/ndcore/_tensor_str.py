@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
-import numpy as np
+from ._lazy import np
 
 __all__ = ["format_tensor", "get_printoptions", "printoptions", "set_printoptions"]
 
