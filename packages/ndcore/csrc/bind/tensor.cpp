@@ -16,7 +16,13 @@ py::handle g_legacy_new;  // ndcore._legacy_new(*args) for nd.Tensor(2, 3) style
 py::object wrap(const Tensor& t) { return py::cast(t.impl_ptr()); }
 py::object wrap(Tensor&& t) { return py::cast(t.impl_ptr()); }
 
-bool is_tensor(py::handle h) { return py::isinstance<TensorImpl>(h); }
+// The Tensor type object, cached: an exact-type pointer compare is the common, fast case.
+PyTypeObject* g_tensor_type = nullptr;
+bool is_tensor(py::handle h) {
+  PyTypeObject* t = Py_TYPE(h.ptr());
+  if (g_tensor_type) return t == g_tensor_type || PyType_IsSubtype(t, g_tensor_type);
+  return py::isinstance<TensorImpl>(h);
+}
 
 Tensor unwrap(py::handle h) {
   if (!py::isinstance<TensorImpl>(h)) throw py::type_error("expected a Tensor, got " + std::string(py::str(h.get_type().attr("__name__"))));
@@ -206,6 +212,7 @@ TensorApi g_tensor_api{1, &api_wrap, &api_unwrap};
 }  // namespace
 
 void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls) {
+  g_tensor_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
   m.attr("_tensor_api") = py::capsule(&g_tensor_api, "ndcore._C._tensor_api");
   m.def("_set_size_type", [](py::object t) { g_size_type = t.release(); });
   m.def("_set_legacy_new", [](py::object f) { g_legacy_new = f.release(); });

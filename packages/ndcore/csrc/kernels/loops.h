@@ -65,6 +65,19 @@ struct StridedLoop {
   int64_t numel = 1;
 
   StridedLoop(const std::array<Tensor, N>& ops, const Shape& shape, const char* opname) {
+    // Common case first: every operand contiguous with exactly this shape is one flat loop.
+    bool flat = true;
+    for (int k = 0; k < N && flat; ++k) flat = ops[k].sizes() == shape && ops[k].is_contiguous();
+    if (flat) {
+      numel = numel_of(shape);
+      for (int k = 0; k < N; ++k) {
+        base[k] = ops[k].data_ptr();
+        strides[0][k] = (int64_t)ops[k].itemsize();
+      }
+      sizes[0] = numel;
+      ndim = numel > 0 ? 1 : 0;
+      return;
+    }
     Shape st[N];
     for (int k = 0; k < N; ++k) {
       base[k] = ops[k].data_ptr();
