@@ -4,6 +4,8 @@ compiler.
 
     python3 tools/dev.py setup   # .venv with every package installed editable from this repo
     python3 tools/dev.py test    # setup, then opgen --check and every package's tests
+                                 # (+ tools/sanitize.py when CI is set or with --sanitize;
+                                 #  --no-sanitize skips it)
     python3 tools/dev.py main    # setup, then the main job (examples/main.py)
 
 Internal packages are always installed from their paths with --no-deps: `nd` and `ndonnx` are
@@ -27,6 +29,7 @@ NATIVE = {"ndcore"}
 EXTERNAL = [
     "numpy>=1.26", "scipy-openblas32>=0.3.30",            # ndcore's runtime
     "scikit-build-core>=0.10", "pybind11>=2.13", "cmake>=3.18", "ninja",  # ndcore's build
+    "hatchling",                                           # the pure packages' build (wheels)
     "pytest>=8", "hypothesis>=6", "pyyaml", "scipy",       # tests and opgen
     "scikit-learn",                                        # the main job's embedded digits data
 ]
@@ -56,15 +59,29 @@ def setup() -> None:
         run(*pip, "--no-deps", *extra, "-e", path, env=env)
 
 
+def _wants_sanitize(args: list[str]) -> bool:
+    if "--no-sanitize" in args:
+        return False
+    return "--sanitize" in args or os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
 def test(args: list[str]) -> int:
+    sanitize = _wants_sanitize(args)
+    args = [a for a in args if a not in ("--sanitize", "--no-sanitize")]
     setup()
     run(PY, ROOT / "tools" / "opgen" / "opgen.py", "--check")
     targets = [str(p) for p in sorted((ROOT / "packages").glob("*/tests"))] + [str(ROOT / "tools")]
     proc = subprocess.run([str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets, *args], cwd=ROOT)
-    if proc.returncode == 5:  # pytest's "no tests ran" is a failure here, never a pass
+    rc = proc.returncode
+    if rc == 5:  # pytest's "no tests ran" is a failure here, never a pass
         print("error: no tests ran", file=sys.stderr)
-        return 1
-    return proc.returncode
+        rc = 1
+    if sanitize:
+        # ASan + UBSan build of ndcore and its C++-heavy tests (~6 min on 2 cores); runs even after a
+        # failure above, as a memory error often explains one.
+        print("+ tools/sanitize.py (CI is set or --sanitize was given)", flush=True)
+        rc = max(rc, subprocess.run([sys.executable, str(ROOT / "tools" / "sanitize.py")], cwd=ROOT).returncode)
+    return rc
 
 
 def main_job(args: list[str]) -> int:

@@ -365,3 +365,14 @@ def test_gather_scatter_errors():
         x.scatter(0, nd.tensor([[3]]), nd.ones(1, 1))
     with pytest.raises((TypeError, RuntimeError), match=r"\[gather\]"):
         x.gather(1, nd.tensor([[0.0]]))
+
+
+def test_view_as_dtype_reinterprets_bits():
+    x = nd.tensor([1.0, -2.0], dtype=nd.float32)
+    bits = x.view(nd.int32)
+    np.testing.assert_array_equal(bits.numpy(), np.array([1.0, -2.0], dtype=np.float32).view(np.int32))
+    assert bits._is_view_of(x) and bits.dtype == nd.int32
+    b16 = nd.ones(2, dtype=nd.bfloat16).view(nd.int16)
+    assert b16.tolist() == [0x3F80, 0x3F80]
+    with pytest.raises(ValueError, match=r"\[view\].*same element size"):
+        x.view(nd.float64)

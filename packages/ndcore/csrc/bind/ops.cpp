@@ -129,8 +129,8 @@ std::vector<OpBinding*> g_bindings;  // leaked with the module
 
 [[noreturn]] void no_match(const OpBinding& b, py::args args, py::kwargs kwargs, bool method) {
   std::string got;
-  for (size_t i = method ? 1 : 0; i < args.size(); ++i) got += (got.empty() ? "" : ", ") + std::string(py::str(args[i].get_type().attr("__name__")));
-  for (auto kv : kwargs) got += (got.empty() ? "" : ", ") + std::string(py::str(kv.first)) + "=" + std::string(py::str(kv.second.get_type().attr("__name__")));
+  for (size_t i = method ? 1 : 0; i < args.size(); ++i) got += (got.empty() ? "" : ", ") + std::string(py::str(py::type::handle_of(args[i]).attr("__name__")));
+  for (auto kv : kwargs) got += (got.empty() ? "" : ", ") + std::string(py::str(kv.first)) + "=" + std::string(py::str(py::type::handle_of(kv.second).attr("__name__")));
   std::string sigs;
   for (auto& o : b.overloads) sigs += std::string("\n  ") + op_def(o.id).name + ": " +  [&] {
       std::string s;

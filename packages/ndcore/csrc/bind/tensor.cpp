@@ -25,7 +25,7 @@ bool is_tensor(py::handle h) {
 }
 
 Tensor unwrap(py::handle h) {
-  if (!py::isinstance<TensorImpl>(h)) throw py::type_error("expected a Tensor, got " + std::string(py::str(h.get_type().attr("__name__"))));
+  if (!py::isinstance<TensorImpl>(h)) throw py::type_error("expected a Tensor, got " + std::string(py::str(py::type::handle_of(h).attr("__name__"))));
   return Tensor(h.cast<std::shared_ptr<TensorImpl>>());
 }
 
@@ -53,7 +53,7 @@ Tensor to_tensor_arg(py::handle h, const char* op, const char* param) {
     if (PyObject_HasAttrString(h.ptr(), "__float__")) return scalar_tensor(py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>(), DType::Float64, true);
   }
   throw py::type_error(std::string("[") + op + "] argument '" + param + "' must be a Tensor or a number, not " +
-                       std::string(py::str(h.get_type().attr("__name__"))));
+                       std::string(py::str(py::type::handle_of(h).attr("__name__"))));
 }
 
 PyAutogradMeta* autograd_meta(const Tensor& t, bool create) {

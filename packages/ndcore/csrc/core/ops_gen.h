@@ -165,6 +165,7 @@ constexpr OpId repeat = 153;
 constexpr OpId diag_embed = 154;
 constexpr OpId index_add = 155;
 constexpr OpId index_copy = 156;
+constexpr OpId view_dtype = 157;
 }  // namespace op
 
 #define ND_BINARY_FLOAT_OPS(X) X(atan2, Atan2) X(hypot, Hypot) X(copysign, Copysign)
@@ -399,5 +400,6 @@ inline Tensor index_add_(const Tensor& self, int64_t dim, const Tensor& index, c
 inline Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha = 1) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_add, std::move(in_), {Value::from_int(dim), alpha.value()}); }
 inline Tensor index_copy_(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_copy, std::move(in_), {Value::from_int(dim)}, true); }
 inline Tensor index_copy(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source) { std::vector<Tensor> in_; in_.push_back(self); in_.push_back(index); in_.push_back(source); return dispatch1(op::index_copy, std::move(in_), {Value::from_int(dim)}); }
+inline Tensor view(const Tensor& self, std::optional<DType> dtype) { std::vector<Tensor> in_; in_.push_back(self); return dispatch1(op::view_dtype, std::move(in_), {Value::from_opt_dtype(dtype)}); }
 
 }  // namespace nd

@@ -161,6 +161,7 @@ void k_uniform_(Call&);
 void k_unique(Call&);
 void k_unsqueeze(Call&);
 void k_view(Call&);
+void k_view_dtype(Call&);
 void k_where(Call&);
 void k_zero_(Call&);
 
@@ -323,6 +324,7 @@ std::vector<OpDef> make_op_table() {
   t.push_back({"diag_embed", "diag_embed", {"offset", "dim1", "dim2"}, {{"self", nullptr, "Tensor", nullptr, false}, {"offset", nullptr, "int", "0", false}, {"dim1", nullptr, "int", "-2", false}, {"dim2", nullptr, "int", "-1", false}}, {"result"}, 0, kFunction|kMethod, &k_diag_embed});
   t.push_back({"index_add", "index_add", {"dim", "alpha"}, {{"self", nullptr, "Tensor", nullptr, false}, {"dim", nullptr, "int", nullptr, false}, {"index", nullptr, "Tensor", nullptr, false}, {"source", nullptr, "Tensor", nullptr, false}, {"alpha", nullptr, "Scalar", "1", true}}, {"result"}, 0, kFunction|kMethod|kHasInplace, &k_index_add});
   t.push_back({"index_copy", "index_copy", {"dim"}, {{"self", nullptr, "Tensor", nullptr, false}, {"dim", nullptr, "int", nullptr, false}, {"index", nullptr, "Tensor", nullptr, false}, {"source", nullptr, "Tensor", nullptr, false}}, {"result"}, 0, kFunction|kMethod|kHasInplace, &k_index_copy});
+  t.push_back({"view.dtype", "view", {"dtype"}, {{"self", nullptr, "Tensor", nullptr, false}, {"dtype", nullptr, "ScalarType?", nullptr, false}}, {"result"}, kView | kNoAutograd, kMethod, &k_view_dtype});
   return t;
 }
 

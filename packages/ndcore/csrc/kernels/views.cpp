@@ -111,6 +111,20 @@ void k_reshape(Call& c) {
   c.outputs = {cc.view_of(shape, contiguous_strides(shape), cc.offset())};
 }
 
+// Reinterprets the bits as another dtype of the same size (torch's Tensor.view(dtype)).
+void k_view_dtype(Call& c) {
+  const Tensor& x = c.inputs[0];
+  if (c.attrs[0].is_none()) throw TypeError("[view] expected a dtype");
+  DType dt = c.attrs[0].to_dtype();
+  if (itemsize(dt) != x.itemsize())
+    throw ValueError(std::string("[view] viewing a tensor of ") + dtype_name(x.dtype()) + " as " + dtype_name(dt) +
+                     " needs the same element size (" + std::to_string(x.itemsize()) + " vs " + std::to_string(itemsize(dt)) + " bytes)");
+  Tensor v = x.view_of(x.sizes(), x.strides(), x.offset());
+  v.impl()->dtype = dt;
+  v.impl()->base = x.impl()->base ? x.impl()->base : x.impl_ptr();
+  c.outputs = {v};
+}
+
 void k_alias(Call& c) { set_view(c, c.inputs[0].sizes(), c.inputs[0].strides(), c.inputs[0].offset()); }
 
 void k_permute(Call& c) {

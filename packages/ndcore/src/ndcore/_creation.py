@@ -4,10 +4,10 @@ Python data crosses into nd through NumPy (the interop boundary); every fill and
 in the C++ ops (full, uniform_, normal_, random_, ...)."""
 from __future__ import annotations
 
-import mmap
+import ctypes
 import numbers
 
-import numpy as np
+from ._lazy import np
 
 from . import _C
 
@@ -223,21 +223,31 @@ def set_rng_state(state) -> None:
 
 
 def share_memory_(self):
-    """Moves the storage into shared memory (kept across fork); a no-op if already shared."""
+    """Moves the tensor's storage into named POSIX shared memory; a no-op if it is already shared
+    or the tensor is not on the CPU.
+
+    The memory works for fork and spawn children alike: ``ndcore.multiprocessing`` sends such a
+    tensor by segment name, never by value, and the segment is unlinked once no process holds it
+    (Note [Shared memory segments] in ndcore/multiprocessing/_shm.py). The whole storage moves,
+    so sizes, strides, offset, dtype and requires_grad are kept.
+
+    Known limitation: only this tensor object is rebound. Views taken *before* the call keep the
+    old private storage and no longer see its writes; share first, then take views.
+
+    Returns:
+        The tensor itself.
+    """
     if self.is_shared() or not self.is_cpu:
         return self
-    nbytes = max(self.numel() * self.element_size(), 1)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-    src = self.contiguous()
-    dtype = src.dtype
-    view = src.view(_C.int16) if dtype == _C.bfloat16 else src
-    arr = np.frombuffer(buf, dtype=view.numpy().dtype, count=self.numel()).reshape(tuple(self.shape))
-    np.copyto(arr, view.numpy())
-    t = _C.from_numpy(arr)
-    if dtype == _C.bfloat16:
-        t = t.view(_C.bfloat16)
-    t._mark_shared()
-    self._set_data(t)
+    from .multiprocessing import _shm
+
+    _shm.check_dtype(self.dtype)
+    nbytes = self._storage_nbytes()
+    _name, data = _shm.create(nbytes)
+    if nbytes:
+        # The storage is copied as raw bytes (any dtype); `self` keeps it alive meanwhile.
+        ctypes.memmove(data.ctypes.data, self._storage_ptr(), nbytes)
+    self._set_data(_shm.tensor_over(data, self.dtype, self.shape, self.stride(), self.storage_offset()))
     return self
 
 

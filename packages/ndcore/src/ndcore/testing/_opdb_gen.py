@@ -196,4 +196,5 @@ ROWS = [
     {'name': 'rot90', 'opname': 'rot90', 'kind': 'composite', 'dtypes': None, 'ref': 'lambda x, k=1, dims=(0, 1): numpy.rot90(x, k, dims)', 'variants': ['function', 'method'], 'test': {}, 'differentiable': True, 'params': [('self', 'Tensor', None), ('k', 'int', '1'), ('dims', 'int[]?', 'None')]},
     {'name': 'cross', 'opname': 'cross', 'kind': 'composite', 'dtypes': None, 'ref': 'lambda a, b, dim=-1: numpy.cross(a, b, axis=dim)', 'variants': ['function', 'method'], 'test': {}, 'differentiable': True, 'params': [('self', 'Tensor', None), ('other', 'Tensor', None), ('dim', 'int?', 'None')]},
     {'name': 'cdist', 'opname': 'cdist', 'kind': 'composite', 'dtypes': None, 'ref': "lambda a, b, p=2.0: scipy.spatial.distance.cdist(a, b, 'minkowski', p=p)", 'variants': ['function'], 'test': {}, 'differentiable': True, 'params': [('x1', 'Tensor', None), ('x2', 'Tensor', None), ('p', 'float', '2.0')]},
+    {'name': 'view', 'opname': 'view.dtype', 'kind': 'view', 'dtypes': 'all', 'ref': None, 'variants': ['method'], 'test': {}, 'differentiable': False, 'params': [('self', 'Tensor', None), ('dtype', 'ScalarType?', None)]},
 ]
