@@ -1,4 +1,4 @@
-"""``nd.utils``: cpp_extension now; data loading arrives with nddata."""
+"""``nd.utils``: cpp_extension now; data loading arrives with nddata, checkpoint comes from ndgrad."""
 from __future__ import annotations
 
 import importlib
@@ -7,24 +7,19 @@ from . import cpp_extension
 
 __all__ = ["cpp_extension", "data", "checkpoint"]
 
+# attribute -> (module to import, package that provides it)
+_LAZY = {"data": ("nddata", "nddata"), "checkpoint": ("ndgrad.checkpoint", "ndgrad")}
+
 
 def __getattr__(name: str):
-    if name == "checkpoint":
-        try:
-            mod = importlib.import_module("ndgrad.checkpoint")
-        except ModuleNotFoundError as e:
-            if e.name == "ndgrad":
-                raise ImportError("nd.utils.checkpoint needs the 'ndgrad' package, which is not installed") from None
-            raise
-        globals()["checkpoint"] = mod
-        return mod
-    if name == "data":
-        try:
-            mod = importlib.import_module("nddata")
-        except ModuleNotFoundError as e:
-            if e.name == "nddata":
-                raise ImportError("nd.utils.data needs the 'nddata' package, which is not installed") from None
-            raise
-        globals()["data"] = mod
-        return mod
-    raise AttributeError(name)
+    if name not in _LAZY:
+        raise AttributeError(name)
+    target, package = _LAZY[name]
+    try:
+        mod = importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        if e.name == package:
+            raise ImportError(f"nd.utils.{name} needs the '{package}' package, which is not installed") from None
+        raise
+    globals()[name] = mod
+    return mod
