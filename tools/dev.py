@@ -53,6 +53,8 @@ def setup() -> None:
             print(f"note: {extra} unavailable; tests that compare against it will skip", flush=True)
     env = dict(os.environ)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        env.setdefault("ND_WERROR", "ON")  # CI builds the C++ with -Wall -Wextra -Werror
     for name in PACKAGES:
         path = ROOT / "packages" / name
         extra = ["--no-build-isolation"] if name in NATIVE else []
