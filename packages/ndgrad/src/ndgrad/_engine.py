@@ -211,6 +211,7 @@ def edge_of(t):
 
 # ---- recording (called from ndcore's dispatcher) ---------------------------------------------
 _pending_inplace: list = []
+_OP_INFO: dict = {}  # op -> (names the formula reads, whether it reads results, flat input names)
 
 
 def record_pre(op, inputs, attrs):
@@ -234,6 +235,11 @@ def record(op, inputs, attrs, outputs, inplace):
     if entry is None:
         raise RuntimeError(f"[{op}] has no derivative formula in the op table but an input requires grad")
     formula, names, uses, list_names, meta_only = entry
+    info = _OP_INFO.get(op)
+    if info is None:
+        uses_set = frozenset(uses)
+        info = _OP_INFO[op] = (uses_set, bool(uses_set - set(names)), names if not list_names else None)
+    uses, reads_results, flat_names = info
     edges, needs = [], []
     for k, t in enumerate(inputs):
         if inplace and k == 0 and pre is not None:
@@ -249,21 +255,19 @@ def record(op, inputs, attrs, outputs, inplace):
         needs.append(e is not None)
     if op == "_copy_from" and outputs and outputs[0].requires_grad and outputs[0].grad_fn is None:
         raise RuntimeError("[copy_] a leaf Variable that requires grad is being used in an in-place operation.")
-    uses = set(uses)
+    if flat_names is None:
+        flat_names = [n for n in names for _ in range(attrs[n] if n in list_names else 1)]
     saved_inputs = []
-    flat_names = [n for n in names for _ in range(attrs[n] if n in list_names else 1)]
     for k, t in enumerate(inputs):
         name = flat_names[k]
         if t is None or name not in uses:
-            saved_inputs.append(None if t is None else _Unsaved(name, op))
+            saved_inputs.append(None)  # the formula never reads it: keep nothing alive
         elif inplace and k == 0:
-            saved_inputs.append(pre[0] if pre is not None and pre[0] is not None else _Unsaved(name, op))
+            saved_inputs.append(pre[0] if pre is not None else None)
         else:
             saved_inputs.append(_Saved(t, op, name, metadata_only=name in meta_only))
-    results = []
-    reads_results = bool(uses - set(names))
-    for i, t in enumerate(outputs):
-        results.append(_Saved(t, op, "result", is_output=True, out_nr=i) if reads_results else None)
+    results = [_Saved(t, op, "result", is_output=True, out_nr=i) if reads_results else None
+               for i, t in enumerate(outputs)]
     meta = [(tuple(t.shape), t.dtype, t.device) for t in outputs]
     node = OpNode(op, formula, names, needs, edges, attrs, {"inputs": saved_inputs, "results": results}, meta)
     target_index = 1 if op == "_copy_from" else (0 if inplace else None)
@@ -301,18 +305,6 @@ def _rebase(op_node, view, base, target_index):
     view._set_requires_grad_raw(True)
     view.grad_fn = fresh.grad_fn
     view._ag["out_nr"] = 0
-
-
-class _Unsaved:
-    """Placeholder for an input the formula does not read (keeps nothing alive)."""
-
-    __slots__ = ("name", "op")
-
-    def __init__(self, name, op):
-        self.name, self.op = name, op
-
-    def unpack(self):
-        return None
 
 
 
