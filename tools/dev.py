@@ -32,6 +32,7 @@ EXTERNAL = [
     "hatchling",                                           # the pure packages' build (wheels)
     "pytest>=8", "hypothesis>=6", "pyyaml", "scipy",       # tests and opgen
     "scikit-learn",                                        # the main job's embedded digits data
+    "pillow",                                              # image interop tests (the seed's PIL snippet)
 ]
 OPTIONAL = ["torch==2.13.0"]  # a test reference when the machine has it
 
