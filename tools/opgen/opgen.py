@@ -261,7 +261,12 @@ def gen_table_cpp(ops: list[Op]) -> str:
         returns = ", ".join(c_str(r) for r in o.returns)
         out.append(f"  t.push_back({{{c_str(o.opname)}, {c_str(o.name)}, {{{attr_names}}}, {{{params}}}, {{{returns}}}, "
                    f"{' | '.join(flags) or '0'}, {variants}, &{o.kernel}}});")
-    out += ["  return t;", "}", "", "}  // namespace nd", ""]
+    out += ["  return t;", "}", "", "// Python overloads that are another op (max(Tensor, Tensor) is maximum).",
+            "std::vector<OpAlias> make_op_aliases() {", "  return {"]
+    for o in ops:
+        if o.kind == "alias":
+            out.append(f"      {{{c_str(o.name)}, {c_str(o.row['alias_of'])}}},")
+    out += ["  };", "}", "", "}  // namespace nd", ""]
     return "\n".join(out)
 
 
@@ -297,18 +302,14 @@ def gen_composite(o: Op) -> list[str]:
 
 
 def gen_ops_py(ops: list[Op]) -> str:
-    out = [HEADER_PY, '"""Python side of the op table: composite ops (bodies made of primitives) and',
-           'aliases between overload names."""', "# ruff: noqa", "from ndcore import _C", "", ""]
+    out = [HEADER_PY, '"""Python side of the op table: composite ops (bodies made of primitives)."""',
+           "# ruff: noqa", "from ndcore import _C", "", ""]
     composites = [o for o in ops if o.kind == "composite"]
     for o in composites:
         out += gen_composite(o)
     out.append("COMPOSITES = {")
     for o in composites:
         out.append(f"    {o.name!r}: ({o.name}, {tuple(o.variants)!r}),")
-    out += ["}", "", "ALIASES = {"]
-    for o in ops:
-        if o.kind == "alias":
-            out.append(f"    {o.opname!r}: {o.row['alias_of']!r},")
     out += ["}", ""]
     return "\n".join(out)
 

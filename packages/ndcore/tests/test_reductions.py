@@ -318,3 +318,11 @@ def test_dim_out_of_range(name):
     x = nd.ones(2, 3)
     with pytest.raises(IndexError, match=rf"\[(\w+)\].*range"):
         getattr(x, name)(2)
+
+
+def test_max_min_with_tensor_other_is_elementwise():
+    a, b = nd.tensor([1.0, 5.0, -2.0]), nd.tensor([3.0, 2.0, -1.0])
+    assert nd.max(a, b).tolist() == [3.0, 5.0, -1.0] and a.max(b).tolist() == [3.0, 5.0, -1.0]
+    assert nd.min(a, other=b).tolist() == [1.0, 2.0, -2.0]
+    assert a.max().item() == 5.0 and a.max(0).indices.item() == 1
+    assert not hasattr(a, "max_")  # the alias adds an overload, not maximum's in-place variant

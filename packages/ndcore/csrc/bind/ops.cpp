@@ -32,7 +32,7 @@ struct Param {
 struct Overload {
   OpId id;
   std::vector<Param> params;
-  bool has_requires_grad = false;
+  bool alias = false;  // another op's overload under this name: contributes no variants
   py::object result_type;  // namedtuple class for multi-output ops
 };
 
@@ -365,10 +365,10 @@ void init_ops(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>
   std::vector<std::string> order;
   std::unordered_map<std::string, OpBinding*> by_name;
   const auto& table = op_table();
-  for (size_t i = 0; i < table.size(); ++i) {
-    const OpDef& d = table[i];
+  auto make_overload = [&](OpId id) {
+    const OpDef& d = op_def(id);
     Overload ov;
-    ov.id = (OpId)i;
+    ov.id = id;
     for (const auto& ps : d.params) {
       Param p;
       p.name = ps.name;
@@ -385,23 +385,32 @@ void init_ops(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>
       for (auto r : d.returns) fields.append(r);
       ov.result_type = namedtuple(d.pyname, fields);
     }
-    auto it = by_name.find(d.pyname);
+    return ov;
+  };
+  auto add = [&](const std::string& pyname, Overload ov) {
+    auto it = by_name.find(pyname);
     if (it == by_name.end()) {
-      auto* b = new OpBinding{d.pyname, {}};
+      auto* b = new OpBinding{pyname, {}};
       g_bindings.push_back(b);
-      it = by_name.emplace(d.pyname, b).first;
-      order.push_back(d.pyname);
+      it = by_name.emplace(pyname, b).first;
+      order.push_back(pyname);
     }
     it->second->overloads.push_back(std::move(ov));
+  };
+  for (size_t i = 0; i < table.size(); ++i) add(table[i].pyname, make_overload((OpId)i));
+  // Alias overloads (max(Tensor, Tensor) runs maximum) come last, after the name's own ops.
+  for (const auto& a : op_aliases()) {
+    OpId target = op_id(a.target);
+    if (target < 0) throw std::runtime_error(std::string("op alias to unknown op ") + a.target);
+    Overload ov = make_overload(target);
+    ov.alias = true;
+    add(a.pyname, std::move(ov));
   }
-  // Overload aliases from the table (max(Tensor, Tensor) -> maximum) are resolved in Python.
   for (const auto& name : order) {
     OpBinding* b = by_name[name];
-    uint32_t variants = 0, flags = 0;
-    for (auto& ov : b->overloads) {
-      variants |= op_def(ov.id).variants;
-      flags |= op_def(ov.id).flags;
-    }
+    uint32_t variants = 0;
+    for (auto& ov : b->overloads)
+      if (!ov.alias) variants |= op_def(ov.id).variants;
     std::string doc = "nd." + name + ": see the op table (ops/ops.yaml)";
     if (variants & kFunction)
       m.def(name.c_str(), [b](py::args a, py::kwargs k) { return call_op(*b, a, k, false, false); }, doc.c_str());

@@ -10,6 +10,12 @@
 namespace nd {
 
 std::vector<OpDef> make_op_table();  // op_table_gen.cpp
+std::vector<OpAlias> make_op_aliases();  // op_table_gen.cpp
+
+const std::vector<OpAlias>& op_aliases() {
+  static const std::vector<OpAlias> aliases = make_op_aliases();
+  return aliases;
+}
 
 const std::vector<OpDef>& op_table() {
   static const std::vector<OpDef> table = make_op_table();
@@ -131,14 +137,10 @@ Device resolve_device(const Call& call, const OpDef& def) {
   }
   if (def.flags & kCrossDevice) return call.inputs[0].device();
   Device dev;
-  bool found = false, found_cpu_scalar = false;
+  bool found = false;
   for (const auto& t : call.inputs) {
     if (!t.defined()) continue;
     Device d = t.device();
-    if (d.is_cpu() && t.dim() == 0 && !found) {
-      found_cpu_scalar = true;
-      continue;
-    }
     if (d.is_cpu() && t.dim() == 0) continue;
     if (!found) {
       dev = d;
@@ -148,7 +150,6 @@ Device resolve_device(const Call& call, const OpDef& def) {
                        dev.str() + " and " + d.str());
     }
   }
-  (void)found_cpu_scalar;
   return dev;
 }
 }  // namespace
@@ -164,7 +165,6 @@ void dispatch(Call& call) {
   bool record = false;
   if (ag && t_grad_enabled && !(def.flags & kNoAutograd)) {
     for (const auto& t : call.inputs) record |= t.defined() && t.requires_grad();
-    if (inplace && !call.inputs.empty() && call.inputs[0].requires_grad()) record = true;
   }
   if (record && inplace)
     if (AutogradHook pre = g_autograd_pre.load(std::memory_order_relaxed)) pre(call);

@@ -96,6 +96,12 @@ struct OpDef {
 };
 
 const std::vector<OpDef>& op_table();
+// Overloads of a Python name that run another op: {pyname, target op name}.
+struct OpAlias {
+  const char* pyname;
+  const char* target;
+};
+const std::vector<OpAlias>& op_aliases();
 OpId op_id(const std::string& name);  // -1 if unknown
 const OpDef& op_def(OpId id);
 

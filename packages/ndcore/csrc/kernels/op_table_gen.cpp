@@ -328,4 +328,12 @@ std::vector<OpDef> make_op_table() {
   return t;
 }
 
+// Python overloads that are another op (max(Tensor, Tensor) is maximum).
+std::vector<OpAlias> make_op_aliases() {
+  return {
+      {"max", "maximum"},
+      {"min", "minimum"},
+  };
+}
+
 }  // namespace nd

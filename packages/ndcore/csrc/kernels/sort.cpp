@@ -88,10 +88,7 @@ void k_sort(Call& c) {
       std::vector<Keyed<C>> buf;
       for (int64_t r = r0; r < r1; ++r) {
         load_lane(xd, in, r, buf);
-        if (descending)
-          std::stable_sort(buf.begin(), buf.end(), [](const Keyed<C>& a, const Keyed<C>& b) { return greater_nan(a.first, b.first); });
-        else
-          std::stable_sort(buf.begin(), buf.end(), [](const Keyed<C>& a, const Keyed<C>& b) { return less_nan(a.first, b.first); });
+        std::sort(buf.begin(), buf.end(), keyed_order<C>(descending));  // ties by index: stable
         for (int64_t k = 0; k < in.n; ++k) {
           vd[out.base[r] + k * out.step] = xd[in.base[r] + buf[k].second * in.step];
           id[out.base[r] + k * out.step] = buf[k].second;

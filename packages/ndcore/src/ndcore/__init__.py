@@ -37,8 +37,6 @@ half = float16
 long = int64
 int = int32  # noqa: A001
 short = int16
-uint8 = uint8
-cfloat = None
 
 # ---- table-driven ops: every C++ op of ops/ops.yaml is already an _C function/method ----------
 # linalg_* rows live in the nd.linalg namespace (linalg.py), as in torch.
@@ -74,25 +72,6 @@ def _packed(fn, fixed):
 meshgrid = _packed(_ops_gen.meshgrid, 0)
 einsum = _packed(_ops_gen.einsum, 1)
 Tensor.tile = _packed(_ops_gen.tile, 1)
-
-
-def _with_other_alias(fn, other_fn):
-    # max(x, y) is maximum; max(x) and max(x, dim) reduce (see ALIASES in the op table)
-    def op(input, *args, **kwargs):
-        other = args[0] if args else kwargs.get("other")
-        if isinstance(other, Tensor):
-            return other_fn(input, other, **{k: v for k, v in kwargs.items() if k != "other"})
-        return fn(input, *args, **kwargs)
-
-    op.__name__ = fn.__name__
-    op.__doc__ = fn.__doc__
-    return op
-
-
-for _alias, _target in _ops_gen.ALIASES.items():
-    _name = _alias.split(".")[0]
-    globals()[_name] = _with_other_alias(getattr(_C, _name), getattr(_C, _target))
-    setattr(Tensor, _name, _with_other_alias(getattr(Tensor, _name), getattr(_C, _target)))
 
 
 def where(condition, input=None, other=None, *, out=None):
@@ -201,7 +180,7 @@ def expand_dims(x, axis=0):
 
 
 def _dtype_by_name(name):
-    return globals()[name] if name in ("float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8") else bool
+    return getattr(_C, name)  # unpickling an nd.dtype
 
 
 zeros_like = _creation._like(zeros)

@@ -251,9 +251,6 @@ def share_memory_(self):
     return self
 
 
-_LEGACY_DTYPES = {}
-
-
 def _legacy_new(*args, dtype=None, device=None):
     """``nd.Tensor(2, 3)``, ``nd.Tensor([1, 2])``, ``nd.LongTensor(...)`` as old scripts write them."""
     dtype = dtype or _C.get_default_dtype()

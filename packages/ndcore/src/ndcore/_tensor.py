@@ -293,7 +293,6 @@ def install(creation) -> None:
     T.H = property(lambda self: self.T)
     T.mH = property(lambda self: self.mT)
     T.t = t
-    T.t_ = None
     T.flatten = flatten
     T.unflatten = unflatten
     T.narrow = narrow
@@ -323,10 +322,6 @@ def install(creation) -> None:
     T.negative = lambda self: self.neg()
     T.permute_dims = lambda self, *axes: self.permute(*axes)
     T.swapaxes = lambda self, a, b: self.transpose(a, b)
-    T.moveaxis = None
     T.is_floating_point = lambda self: self.dtype.is_floating_point
     T.is_complex = lambda self: False
     T.share_memory_ = creation.share_memory_
-    T.__len__ = T.__len__
-    del T.t_
-    del T.moveaxis

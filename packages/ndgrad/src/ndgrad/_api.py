@@ -137,10 +137,6 @@ def _retain_grad(self):
     self.grad_fn._own_pre_hooks().setdefault(self._ag.get("out_nr", 0), []).append(keep)
 
 
-def _detach(self):
-    return self._detach_alias()
-
-
 def install():
     T = nd.Tensor
     T.backward = _tensor_backward

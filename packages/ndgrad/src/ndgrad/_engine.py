@@ -362,7 +362,7 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
             _, _, node = heapq.heappop(ready)
             grads_in = buffers.pop(node, {})
             if needed is not None and node not in needed:
-                _release_and_propagate(node, deps, ready, retain_graph, skip=True)
+                _skip_node(node, deps, ready)
                 continue
             if isinstance(node, AccumulateGrad):
                 _run_accumulate(node, grads_in.get(0), create_graph, capture)
@@ -386,7 +386,7 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
                     if key in capture and grads[i] is not None:
                         capture[key] = grads[i] if capture[key] is None else capture[key] + grads[i]
             if all(g is None for g in grads):
-                _release_and_propagate(node, deps, ready, retain_graph, skip=True)
+                _skip_node(node, deps, ready)
                 continue
             if isinstance(node, (OpNode, CopySlices)):
                 grads = [g if g is not None else _zeros_for(node.out_meta[i]) for i, g in enumerate(grads)]
@@ -459,7 +459,8 @@ def _prune(nodes, capture):
     return needed
 
 
-def _release_and_propagate(node, deps, ready, retain_graph, skip):
+def _skip_node(node, deps, ready):
+    """A node that receives no gradient still releases its edges to the rest of the graph."""
     for e in node.next_edges:
         if e is None:
             continue

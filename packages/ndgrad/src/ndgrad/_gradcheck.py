@@ -85,7 +85,6 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **_ignored):
     """gradcheck of the first derivative: checks second-order gradients of ``func``."""
     inputs = _as_tuple(inputs)
-    diff_inputs = [x for x in inputs if isinstance(x, nd.Tensor) and x.requires_grad]
     outs = _as_tuple(func(*inputs))
     if grad_outputs is None:
         gen = nd.Generator().manual_seed(0)
@@ -99,5 +98,4 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
         gs = _grad(os, diff, gos, create_graph=True, allow_unused=True)
         return tuple(g if g is not None else nd.zeros_like(x) for g, x in zip(gs, diff))
 
-    del diff_inputs
     return gradcheck(first_derivative, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
