@@ -24,7 +24,7 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 
 # Order matters: each package after the ones it depends on.
-PACKAGES = ["ndcore", "ndgrad", "nd"]
+PACKAGES = ["ndcore", "ndgrad", "ndnn", "ndoptim", "nddata", "nd"]
 NATIVE = {"ndcore"}
 EXTERNAL = [
     "numpy>=1.26", "scipy-openblas32>=0.3.30",            # ndcore's runtime

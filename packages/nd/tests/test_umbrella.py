@@ -117,3 +117,24 @@ def test_seed_model_loop_with_backward():
         total = float(((model(data, W, b) - targets) ** 2).mean())
         first = total if first is None else first
     assert total < 1e-3 < first
+
+
+def test_dotted_imports_reach_the_providing_packages():
+    """torch scripts write `import torch.nn.functional as F` and `from torch.utils.data import
+    DataLoader`; the same lines with nd must give the real modules of the nd packages."""
+    import importlib
+    import sys
+
+    pairs = [("nd.autograd", "ndgrad.autograd"), ("nd.utils.checkpoint", "ndgrad.checkpoint")]
+    for package, alias, real in [("ndnn", "nd.nn", "ndnn"), ("ndnn", "nd.nn.functional", "ndnn.functional"),
+                                 ("ndoptim", "nd.optim", "ndoptim"), ("nddata", "nd.utils.data", "nddata")]:
+        if importlib.util.find_spec(package) is not None:
+            pairs.append((alias, real))
+    for alias, real in pairs:
+        mod = importlib.import_module(alias)
+        assert mod is importlib.import_module(real)
+        assert sys.modules[alias] is mod
+        assert mod.__spec__.name == real  # the alias does not rename the real module
+    if importlib.util.find_spec("nddist") is None:
+        with pytest.raises(ImportError, match="nddist"):
+            importlib.import_module("nd.distributed")

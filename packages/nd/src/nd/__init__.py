@@ -6,6 +6,8 @@ packages; a submodule whose package is not installed raises an ImportError namin
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 import types
 
@@ -40,12 +42,62 @@ _LAZY = {
     "transforms": ("nddata", "nddata.transforms"),
     "cuda": ("ndcuda", "ndcuda"),
     "multiprocessing": ("ndcore", "ndcore.multiprocessing"),
+    "serialization": ("ndnn", "ndnn.serialization"),
+    "amp": ("ndnn", "ndnn.amp"),
 }
+
+# top-level functions and classes that live in a higher package: name -> (package, module)
+_LAZY_ATTRS = {
+    "save": ("ndnn", "ndnn.serialization"),
+    "load": ("ndnn", "ndnn.serialization"),
+    "autocast": ("ndnn", "ndnn.amp"),
+}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Gives the real module for an alias such as ``nd.nn.functional`` -> ``ndnn.functional``."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def create_module(self, spec):
+        module = importlib.import_module(self.target)
+        self._real_spec = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = self._real_spec  # the import machinery stamped the alias's spec on it
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    """Lets ``import nd.nn.functional as F`` and ``from nd.utils.data import DataLoader`` work,
+    as in torch scripts, although the modules live in separately installed packages."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        parts = fullname.split(".")
+        if parts[0] != "nd" or len(parts) < 2:
+            return None
+        for prefix_len in (3, 2):  # longest alias prefix first: nd.utils.data before nd.utils
+            prefix = ".".join(parts[1:prefix_len])
+            if prefix in _ALIASES and len(parts) >= prefix_len:
+                package, real = _ALIASES[prefix]
+                real_name = ".".join([real, *parts[prefix_len:]])
+                if importlib.util.find_spec(package) is None:
+                    raise _missing(package, prefix)
+                return importlib.util.spec_from_loader(fullname, _AliasLoader(real_name))
+        return None
 
 
 def _missing(package: str, name: str) -> ImportError:
     return ImportError(f"nd.{name} needs the '{package}' package, which is not installed; "
                        f"install it from this repository (packages/{package}) or install ndstack with it")
+
+
+# dotted nd.* names -> (package, real module); `import nd.<alias>.rest` resolves through these
+_ALIASES = {name: (package, target) for name, (package, target) in _LAZY.items() if name != "multiprocessing"}
+_ALIASES["utils.data"] = ("nddata", "nddata")
+_ALIASES["utils.checkpoint"] = ("ndgrad", "ndgrad.checkpoint")
+sys.meta_path.insert(0, _AliasFinder())  # before PathFinder, which would load a second copy via nd.nn.__path__
 
 
 def __getattr__(name: str):
@@ -60,11 +112,22 @@ def __getattr__(name: str):
         sys.modules[f"nd.{name}"] = mod
         globals()[name] = mod
         return mod
+    if name in _LAZY_ATTRS:
+        package, target = _LAZY_ATTRS[name]
+        try:
+            mod = importlib.import_module(target)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == package or e.name.startswith(package + ".")):
+                raise _missing(package, name) from None
+            raise
+        value = getattr(mod, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'nd' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_ATTRS))
 
 
 __all__ = sorted(set(_core_all) | {"accelerator", "backends", "utils"}
