@@ -226,3 +226,11 @@ def test_requires_grad_without_autograd_mentions_ndgrad():
     with pytest.raises((ValueError, RuntimeError), match="ndgrad"):
         nd.zeros(3).requires_grad_()
     assert not nd._C._has_autograd()
+
+
+def test_tensor_requiring_grad_moves_to_fake(fake):
+    pytest.importorskip("ndgrad")
+    x = nd.ones(3, requires_grad=True)
+    f = x.to("fake")
+    assert f.requires_grad and f.device.type == "fake"
+    np.testing.assert_array_equal(to_np(f.cpu().detach()), np.ones(3, np.float32))

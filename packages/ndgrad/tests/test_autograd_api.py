@@ -372,3 +372,35 @@ def test_saved_tensors_hooks_see_every_saved_tensor():
     y.backward()
     assert packed and x.grad is not None
     np.testing.assert_allclose(x.grad.numpy(), (np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0]))), rtol=1e-6)
+
+
+def test_function_returning_its_input_gets_its_own_node():
+    class TimesThreeGrad(ndgrad.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 3
+
+    x = nd.ones(3, requires_grad=True)
+    y = TimesThreeGrad.apply(x)
+    assert y is not x and x.grad_fn is None and y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0, 3.0]
+
+
+def test_deepcopy_keeps_leaves_grads_and_shared_tensors():
+    import copy
+
+    w = nd.ones(3, requires_grad=True)
+    (w * 2).sum().backward()
+    tied = copy.deepcopy({"a": w, "b": w})
+    assert tied["a"] is tied["b"] and tied["a"] is not w
+    assert tied["a"].requires_grad and tied["a"].is_leaf and tied["a"].grad.tolist() == [2.0, 2.0, 2.0]
+    with ndgrad.no_grad():
+        tied["a"].add_(1)
+    assert w.tolist() == [1.0, 1.0, 1.0]  # independent storage
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(w * 2)

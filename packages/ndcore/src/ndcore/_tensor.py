@@ -2,6 +2,8 @@
 printing and pickling. Compute stays in the C++ ops; these only route arguments."""
 from __future__ import annotations
 
+import copy
+
 from ._lazy import np
 
 from . import _C
@@ -260,6 +262,26 @@ def from_dlpack(ext_tensor):
     return _C.from_numpy(np.from_dlpack(ext_tensor))
 
 
+
+def _deepcopy(self, memo):
+    """copy.deepcopy of a tensor: a detached copy that keeps requires_grad and grad, as torch's;
+    the memo keeps a tensor referenced twice (tied weights) a single copy."""
+    if id(self) in memo:
+        return memo[id(self)]
+    if getattr(self, "grad_fn", None) is not None:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                           "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                           "because of a torch.nn.utils.weight_norm usage, see "
+                           "https://github.com/pytorch/pytorch/pull/103001")
+    new = self.detach().clone()
+    memo[id(self)] = new
+    if self.requires_grad:
+        new.requires_grad_(True)
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+    return new
+
+
 def install(creation) -> None:
     """Attach the Python-level methods to the C++ Tensor class."""
     T = Tensor
@@ -277,7 +299,7 @@ def install(creation) -> None:
     T.__dlpack_device__ = lambda self: (1, 0) if self.is_cpu else (_C.device_types().index(self.device.type), self.device.index or 0)
     T.__iter__ = _iter
     T.__reduce_ex__ = _reduce_ex
-    T.__deepcopy__ = lambda self, memo: self.clone()
+    T.__deepcopy__ = _deepcopy
     T.__array_namespace__ = lambda self, api_version=None: __import__("ndcore")
     T.to = to
     T.type = _type

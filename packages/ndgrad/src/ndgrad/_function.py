@@ -101,6 +101,7 @@ class Function:
         meta = [(tuple(o.shape), o.dtype, o.device) if isinstance(o, nd.Tensor) else ((), nd.float32, None) for o in outs]
         node = FunctionNode(cls, ctx, edges, meta, positions)
         ctx._node = node  # a cycle ctx <-> node of pure-Python objects; the GC collects it
+        outs = list(outs)
         for i, o in enumerate(outs):
             if not isinstance(o, nd.Tensor) or id(o) in ctx._non_diff or not o.dtype.is_floating_point:
                 continue
@@ -108,11 +109,17 @@ class Function:
                 if o.requires_grad and o.grad_fn is None:
                     raise RuntimeError(f"[{cls.__name__}] a leaf Variable that requires grad was modified in-place")
             elif any(o is args[p] for p in positions):
-                o = o.view_as(o)  # an input returned as-is gets its own node, as in torch
+                # an input returned as-is gets its own node (as in torch) on a fresh alias, so
+                # the caller's input keeps its own grad_fn
+                _C._set_grad_enabled(False)
+                try:
+                    o = outs[i] = o.view_as(o)
+                finally:
+                    _C._set_grad_enabled(prev)
             o._set_requires_grad_raw(True)
             o.grad_fn = node
             o._ag["out_nr"] = i
-        return out
+        return tuple(outs) if isinstance(out, tuple) else outs[0]
 
 
 def once_differentiable(backward):

@@ -40,7 +40,7 @@ class FakeDevice:
         return self.count
 
     def copy_from_cpu(self, dst, src) -> None:
-        np.copyto(self.view(dst), src.numpy())
+        np.copyto(self.view(dst), src.detach().numpy())  # the copy op records grad itself
 
     def copy_to_cpu(self, dst, src) -> None:
         np.copyto(dst.numpy(), self.view(src))
