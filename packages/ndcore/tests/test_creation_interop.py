@@ -298,3 +298,18 @@ def test_repr_matches_torch(name):
 
         assert repr(nd.ones(5, 5)) == repr(torch.ones(5, 5))
         assert ours == repr(REPR_CASES[name](torch)).replace("torch.", "nd.")
+
+
+@pytest.mark.parametrize("value", [np.float64(2.5), np.float32(2.5), np.float16(1.5), np.int32(3), np.int8(-2),
+                                   np.uint8(7), np.bool_(True)])
+def test_numpy_scalars_keep_their_dtype(value):
+    for make in (nd.tensor, nd.as_tensor):
+        t = make(value)
+        assert t.dtype.name == np.asarray(value).dtype.name and t.dim() == 0 and t.item() == value.item()
+
+
+def test_dtype_methods_convert_or_return_self():
+    x = nd.arange(4, dtype=nd.uint8)
+    assert x.float().dtype == nd.float32 and x.float().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert x.double().dtype == nd.float64 and x.long().dtype == nd.int64 and x.bool().tolist() == [False, True, True, True]
+    assert x.byte() is x  # same dtype: no copy, as torch

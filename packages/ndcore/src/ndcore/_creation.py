@@ -51,7 +51,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     if isinstance(data, Tensor):
         t = data.detach().clone()
     else:
-        if isinstance(data, np.ndarray):
+        if isinstance(data, (np.ndarray, np.generic)):  # a NumPy scalar keeps its dtype, as in torch
             arr = np.array(data, copy=True)
             inferred = None if arr.dtype.kind in "fiub" else _infer_dtype(arr)
         else:

@@ -263,6 +263,17 @@ def from_dlpack(ext_tensor):
 
 
 
+
+def _dtype_method(dtype):
+    """``x.float()`` and friends: the hot path of data pipelines, so no generic ``to`` parsing."""
+    to_copy = _C._to_copy
+
+    def convert(self, memory_format=None):
+        return self if self.dtype == dtype else to_copy(self, dtype=dtype)
+
+    return convert
+
+
 def _deepcopy(self, memo):
     """copy.deepcopy of a tensor: a detached copy that keeps requires_grad and grad, as torch's;
     the memo keeps a tensor referenced twice (tied weights) a single copy."""
@@ -309,7 +320,7 @@ def install(creation) -> None:
     T.to_device = lambda self, device, stream=None: self.to(device)
     T.astype = lambda self, dtype, copy=True: self.to(dtype, copy=copy)
     for name, dt in _DTYPE_METHODS.items():
-        setattr(T, name, (lambda d: lambda self, memory_format=None: self.to(d))(dt))
+        setattr(T, name, _dtype_method(dt))
     T.T = property(lambda self: self.permute(list(range(self.dim() - 1, -1, -1))))
     T.mT = property(lambda self: self.transpose(-2, -1))
     T.H = property(lambda self: self.T)
