@@ -29,6 +29,8 @@ CPP_TYPES = {
 }
 UNARY_GROUPS = {"float": "ND_UNARY_FLOAT_OPS", "numeric": "ND_UNARY_SAME_OPS",
                 "bool_out": "ND_UNARY_PRED_OPS", "int": "ND_UNARY_INT_OPS"}
+# The `autocast` column: torch's CPU autocast lists (see Note [Autocast in the dispatcher]).
+AUTOCAST_KINDS = {"lower": "kAutocastLower", "fp32": "kAutocastFp32", "promote": "kAutocastPromote"}
 BINARY_GROUPS = {"float": "ND_BINARY_FLOAT_OPS", "numeric": "ND_BINARY_OPS", "all": "ND_BINARY_OPS",
                  "int": "ND_BINARY_INT_OPS"}
 
@@ -108,6 +110,8 @@ def check_table(ops: list[Op]) -> None:
     """The completeness rule of STYLE.md: every column present; null only with a reason."""
     raw = TABLE.read_text().splitlines()
     for op in ops:
+        if op.row.get("autocast") not in (None, *AUTOCAST_KINDS):
+            raise SystemExit(f"op {op.opname}: autocast must be one of {sorted(AUTOCAST_KINDS)}, got {op.row['autocast']!r}")
         if op.kind in ("alias", "composite"):
             continue
         for col in ("grad", "onnx", "ref"):
@@ -259,8 +263,9 @@ def gen_table_cpp(ops: list[Op]) -> str:
             continue
         variants = "|".join({"function": "kFunction", "method": "kMethod", "inplace": "kHasInplace"}[v] for v in o.variants)
         returns = ", ".join(c_str(r) for r in o.returns)
+        autocast = f", {AUTOCAST_KINDS[o.row['autocast']]}" if o.row.get("autocast") else ""
         out.append(f"  t.push_back({{{c_str(o.opname)}, {c_str(o.name)}, {{{attr_names}}}, {{{params}}}, {{{returns}}}, "
-                   f"{' | '.join(flags) or '0'}, {variants}, &{o.kernel}}});")
+                   f"{' | '.join(flags) or '0'}, {variants}, &{o.kernel}{autocast}}});")
     out += ["  return t;", "}", "", "// Python overloads that are another op (max(Tensor, Tensor) is maximum).",
             "std::vector<OpAlias> make_op_aliases() {", "  return {"]
     for o in ops:
@@ -277,6 +282,27 @@ def py_default(p: Param) -> str:
     if d in ("None", "True", "False") or d.startswith("'") or d.startswith("[") or d[0].isdigit() or d[0] == "-":
         return "=" + d
     return "=" + d
+
+
+def autocast_prologue(o: Op) -> list[str]:
+    """A composite on an autocast list casts its tensor arguments first, as the dispatcher does
+    for kernel rows (a composite's primitives are not on the list themselves)."""
+    kind = o.row.get("autocast")
+    if not kind:
+        return []
+    if kind not in AUTOCAST_KINDS:
+        raise SystemExit(f"op {o.opname}: autocast must be one of {sorted(AUTOCAST_KINDS)}, got {kind!r}")
+    tensors = [p for p in o.params if p.type.startswith("Tensor")]
+    lists = [p for p in tensors if "[]" in p.type]
+    if lists and len(tensors) > 1:
+        raise SystemExit(f"op {o.opname}: autocast on a composite takes one Tensor[] or only single tensors")
+    lines = ["    if _C._autocast_active():"]
+    if lists:
+        lines.append(f"        {lists[0].name} = _C._autocast_inputs({kind!r}, list({lists[0].name}))")
+    else:
+        names = ", ".join(p.name for p in tensors)
+        lines.append(f"        {names}{',' if len(tensors) == 1 else ''} = _C._autocast_inputs({kind!r}, [{names}])")
+    return lines
 
 
 def gen_composite(o: Op) -> list[str]:
@@ -297,6 +323,7 @@ def gen_composite(o: Op) -> list[str]:
     for p in aliases:
         lines.append(f"    if {p.alias} is not None:")
         lines.append(f"        {p.name} = {p.alias}")
+    lines += autocast_prologue(o)
     lines += ["    " + line if line.strip() else "" for line in o.row["py"].rstrip().splitlines()]
     return lines + ["", ""]
 
@@ -339,7 +366,7 @@ def gen_derivatives_py(ops: list[Op]) -> str:
     out = [HEADER_PY, '"""Derivative formulas of the op table (the `grad` column), written in nd ops so they run',
            'on any device and can themselves be differentiated."""', "# ruff: noqa",
            "from ndgrad._helpers import *  # the _*_backward helpers formulas call",
-           "from ndgrad._linalg_helpers import *", "", ""]
+           "from ndgrad._linalg_helpers import *", "from ndcore import _C, _nn  # backward rows (_C.<name>_backward) and nn gradient helpers", "", ""]
     table = []
     for o in ops:
         grad = o.row.get("grad")

@@ -313,3 +313,12 @@ def test_dtype_methods_convert_or_return_self():
     assert x.float().dtype == nd.float32 and x.float().tolist() == [0.0, 1.0, 2.0, 3.0]
     assert x.double().dtype == nd.float64 and x.long().dtype == nd.int64 and x.bool().tolist() == [False, True, True, True]
     assert x.byte() is x  # same dtype: no copy, as torch
+
+
+@pytest.mark.parametrize("shape", [(), (0, 2), (2, 3)])
+def test_like_constructors_keep_shape_including_0d(shape):
+    x = nd.ones(shape, dtype=nd.float64)
+    for like in (nd.empty_like, nd.zeros_like, nd.ones_like, nd.rand_like, nd.randn_like):
+        y = like(x)
+        assert tuple(y.shape) == shape and y.dtype == nd.float64
+    assert nd.zeros_like(x).sum().item() == 0 and nd.full_like(x, 3).sum().item() == 3 * x.numel()

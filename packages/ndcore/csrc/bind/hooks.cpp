@@ -23,44 +23,159 @@ py::object attr_value(const Value& v) {
   return py::none();
 }
 
+// Op names and attribute names as Python strings, made once per op: the hooks run on every
+// recorded op, and fresh strings would be built and hashed each time.
+const py::object& op_name_object(OpId id) {
+  static std::vector<py::object>* names = new std::vector<py::object>();  // leaked: outlives atexit
+  if ((size_t)id >= names->size()) names->resize(op_table().size() > (size_t)id ? op_table().size() : (size_t)id + 1);
+  py::object& o = (*names)[id];
+  if (!o) o = py::reinterpret_steal<py::object>(PyUnicode_InternFromString(op_def(id).name));
+  return o;
+}
+
 py::dict attrs_dict(const Call& c) {
-  py::dict d;
+  static std::vector<std::vector<py::object>>* keys = new std::vector<std::vector<py::object>>();
+  if ((size_t)c.op >= keys->size()) keys->resize(op_table().size() > (size_t)c.op ? op_table().size() : (size_t)c.op + 1);
+  auto& k = (*keys)[c.op];
   const OpDef& def = op_def(c.op);
-  for (size_t i = 0; i < def.attr_names.size() && i < c.attrs.size(); ++i) d[def.attr_names[i]] = attr_value(c.attrs[i]);
+  if (k.size() != def.attr_names.size()) {
+    k.clear();
+    for (auto n : def.attr_names) k.push_back(py::reinterpret_steal<py::object>(PyUnicode_InternFromString(n)));
+  }
+  py::dict d;
+  for (size_t i = 0; i < k.size() && i < c.attrs.size(); ++i) d[k[i]] = attr_value(c.attrs[i]);
   return d;
 }
 py::list tensor_list(const std::vector<Tensor>& ts) {
-  py::list l;
-  for (auto& t : ts) l.append(t.defined() ? wrap(t) : py::none());
+  py::list l(ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) l[i] = ts[i].defined() ? wrap(ts[i]) : py::none();
   return l;
+}
+
+// Note [Autograd hook protocol]
+// The recorder is called as fn(op, inputs, attrs, outputs, inplace, edges, needs, out_meta).
+// `edges` holds, per input, None (no grad needed), (grad_fn, out_nr) for a non-leaf, (acc, 0)
+// for a leaf whose extra dict holds its AccumulateGrad node `acc` (acc._variable() is the leaf),
+// or True for a leaf the recorder must make that node for. `needs[k]` is edges[k] is not None.
+// `out_meta` holds (shape, dtype, device) per output. Reading these here costs a few pointer loads, against
+// several attribute lookups each from Python. The recorder returns None (nothing to do), a list
+// of tensors replacing the outputs, or the new node, which this function then installs as the
+// grad_fn of every floating output (out_nr i > 0 stored in the output's extra dict).
+py::object out_nr_key() {
+  static py::object* k = new py::object(py::reinterpret_steal<py::object>(PyUnicode_InternFromString("out_nr")));
+  return *k;
+}
+py::object acc_key() {
+  static py::object* k = new py::object(py::reinterpret_steal<py::object>(PyUnicode_InternFromString("acc")));
+  return *k;
+}
+py::object variable_attr() {
+  static py::object* k = new py::object(py::reinterpret_steal<py::object>(PyUnicode_InternFromString("_variable")));
+  return *k;
+}
+
+// The edge of a leaf that requires grad: its cached AccumulateGrad when that node still refers
+// to this very tensor object, else True (the recorder creates the node).
+py::object leaf_edge(PyAutogradMeta* m, py::handle wrapper) {
+  if (!m || !PyDict_Check(m->extra.ptr())) return py::bool_(true);
+  PyObject* acc = PyDict_GetItemWithError(m->extra.ptr(), acc_key().ptr());
+  if (!acc) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    return py::bool_(true);
+  }
+  py::object ref = py::reinterpret_steal<py::object>(PyObject_GetAttr(acc, variable_attr().ptr()));
+  if (!ref) {
+    PyErr_Clear();
+    return py::bool_(true);
+  }
+  py::object target = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(ref.ptr()));
+  if (!target) throw py::error_already_set();
+  if (target.ptr() != wrapper.ptr()) return py::bool_(true);
+  return py::make_tuple(py::reinterpret_borrow<py::object>(acc), 0);
 }
 
 void autograd_trampoline(Call& c) {
   py::gil_scoped_acquire g;
-  py::object r = g_autograd_fn(op_def(c.op).name, tensor_list(c.inputs), attrs_dict(c), tensor_list(c.outputs), c.inplace);
-  if (!r.is_none()) {  // the hook may replace outputs (e.g. to rebase a view)
+  const size_t n_in = c.inputs.size(), n_out = c.outputs.size();
+  py::list inputs(n_in), edges(n_in), needs(n_in);
+  for (size_t k = 0; k < n_in; ++k) {
+    const Tensor& t = c.inputs[k];
+    const bool need = t.defined() && t.requires_grad();
+    needs[k] = py::bool_(need);
+    if (!t.defined()) {
+      inputs[k] = py::none();
+      edges[k] = py::none();
+      continue;
+    }
+    py::object w = wrap(t);
+    inputs[k] = w;
+    PyAutogradMeta* m = need ? autograd_meta(t, false) : nullptr;
+    if (!need) {
+      edges[k] = py::none();
+    } else if (!m || m->grad_fn.is_none()) {
+      edges[k] = leaf_edge(m, w);
+    } else {
+      int64_t nr = 0;
+      if (PyDict_Check(m->extra.ptr())) {
+        PyObject* v = PyDict_GetItemWithError(m->extra.ptr(), out_nr_key().ptr());
+        if (v) nr = PyLong_AsLongLong(v);
+        if (PyErr_Occurred()) throw py::error_already_set();
+      }
+      edges[k] = py::make_tuple(m->grad_fn, nr);
+    }
+  }
+  py::list outputs(n_out), meta(n_out);
+  for (size_t i = 0; i < n_out; ++i) {
+    const Tensor& t = c.outputs[i];
+    if (!t.defined()) {
+      outputs[i] = py::none();
+      meta[i] = py::none();
+      continue;
+    }
+    outputs[i] = wrap(t);
+    py::tuple shape(t.dim());
+    for (int64_t d = 0; d < t.dim(); ++d) shape[d] = py::int_(t.sizes()[d]);
+    meta[i] = py::make_tuple(shape, dtype_object(t.dtype()), device_object(t.device()));
+  }
+  py::object r = g_autograd_fn(op_name_object(c.op), inputs, attrs_dict(c), outputs, c.inplace, edges, needs, meta);
+  if (r.is_none()) return;
+  if (PyList_Check(r.ptr()) || PyTuple_Check(r.ptr())) {  // replaced outputs (e.g. a rebased view)
     std::vector<Tensor> outs;
     for (auto h : r) outs.push_back(unwrap(h));
     c.outputs = outs;
+    return;
+  }
+  for (size_t i = 0; i < n_out; ++i) {
+    const Tensor& t = c.outputs[i];
+    if (!t.defined() || !is_floating(t.dtype())) continue;
+    t.impl()->requires_grad = true;
+    PyAutogradMeta* m = autograd_meta(t, true);
+    m->grad_fn = r;
+    if (i > 0) {
+      if (!PyDict_Check(m->extra.ptr())) m->extra = py::dict();
+      m->extra[out_nr_key()] = py::int_(i);
+    } else if (PyDict_Check(m->extra.ptr()) && PyDict_Contains(m->extra.ptr(), out_nr_key().ptr()) == 1) {
+      PyDict_DelItem(m->extra.ptr(), out_nr_key().ptr());  // a stale out_nr from an earlier node
+    }
   }
 }
 
 void autograd_pre_trampoline(Call& c) {
   py::gil_scoped_acquire g;
-  g_autograd_pre_fn(op_def(c.op).name, tensor_list(c.inputs), attrs_dict(c));
+  g_autograd_pre_fn(op_name_object(c.op), tensor_list(c.inputs), attrs_dict(c));
 }
 
 void* prof_begin_trampoline(const Call& c) {
   py::gil_scoped_acquire g;
   py::list shapes;
   for (auto& t : c.inputs) shapes.append(t.defined() ? py::cast(t.sizes()) : py::list());
-  py::object tok = g_prof_begin_fn(op_def(c.op).name, shapes);
+  py::object tok = g_prof_begin_fn(op_name_object(c.op), shapes);
   return new py::object(tok);
 }
 void prof_end_trampoline(void* tok, const Call& c) {
   py::gil_scoped_acquire g;
   std::unique_ptr<py::object> t(static_cast<py::object*>(tok));
-  g_prof_end_fn(*t, op_def(c.op).name);
+  g_prof_end_fn(*t, op_name_object(c.op));
 }
 
 void check_trampoline(const Call& c) {
@@ -70,7 +185,7 @@ void check_trampoline(const Call& c) {
   try {
     py::list shapes;
     for (auto& t : c.inputs) shapes.append(t.defined() ? py::cast(t.sizes()) : py::list());
-    g_check_fn(op_def(c.op).name, tensor_list(c.inputs), tensor_list(c.outputs), shapes);
+    g_check_fn(op_name_object(c.op), tensor_list(c.inputs), tensor_list(c.outputs), shapes);
   } catch (...) {
     --t_in_check;
     throw;

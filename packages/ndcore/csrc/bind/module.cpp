@@ -243,6 +243,7 @@ PYBIND11_MODULE(_C, m) {
   init_ops(m, cls);
   init_indexing(cls);
   init_hooks(m);
+  init_autocast(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", [](int n) {

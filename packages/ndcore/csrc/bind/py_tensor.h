@@ -55,6 +55,7 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
 void init_ops(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls);
 void init_indexing(py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls);
 void init_hooks(py::module_& m);
+void init_autocast(py::module_& m);  // autocast.cpp
 
 Tensor tensor_from_numpy(py::array arr, const char* op);
 py::object tensor_to_numpy(const Tensor& t, bool force_copy);

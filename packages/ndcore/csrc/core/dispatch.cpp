@@ -56,6 +56,14 @@ std::atomic<CheckHook> g_check{nullptr};
 std::atomic<int> g_rank_policy{0};
 std::atomic<WarnHandler> g_warn{nullptr};
 thread_local bool t_grad_enabled = true;
+constexpr int kAutocastSlots = 8;  // device types beyond this never autocast
+struct AutocastState {
+  bool any = false;
+  bool enabled[kAutocastSlots] = {};
+  DType dtype[kAutocastSlots] = {DType::BFloat16, DType::Float16, DType::Float16, DType::Float16,
+                                 DType::Float16,  DType::Float16, DType::Float16, DType::Float16};
+};
+thread_local AutocastState t_autocast;
 }  // namespace
 
 void set_autograd_hook(AutogradHook hook) { g_autograd.store(hook); }
@@ -73,6 +81,46 @@ int rank_promotion_policy() { return g_rank_policy.load(std::memory_order_relaxe
 void set_warn_handler(WarnHandler handler) { g_warn.store(handler); }
 void warn(const std::string& msg) {
   if (auto h = g_warn.load()) h(msg);
+}
+
+// ---- autocast: see Note [Autocast in the dispatcher] ----------------------------------------------
+void set_autocast_state(int16_t device_type, bool enabled, DType dtype) {
+  if (device_type < 0 || device_type >= kAutocastSlots)
+    throw ValueError("[autocast] device type " + device_type_name(device_type) + " does not support autocast");
+  if (enabled && dtype != DType::BFloat16 && dtype != DType::Float16)
+    throw ValueError(std::string("[autocast] expected bfloat16 or float16 as the autocast dtype, got ") +
+                     dtype_name(dtype));
+  t_autocast.enabled[device_type] = enabled;
+  t_autocast.dtype[device_type] = dtype;
+  t_autocast.any = false;
+  for (bool e : t_autocast.enabled) t_autocast.any |= e;
+}
+bool autocast_enabled(int16_t device_type) {
+  return device_type >= 0 && device_type < kAutocastSlots && t_autocast.enabled[device_type];
+}
+DType autocast_dtype(int16_t device_type) {
+  return device_type >= 0 && device_type < kAutocastSlots ? t_autocast.dtype[device_type] : DType::Float16;
+}
+bool autocast_any() { return t_autocast.any; }
+
+void autocast_inputs(AutocastKind kind, std::vector<Tensor>& inputs) {
+  if (kind == kAutocastNone || !t_autocast.any) return;
+  auto eligible = [](const Tensor& t) {
+    return t.defined() && is_floating(t.dtype()) && t.dtype() != DType::Float64 && autocast_enabled(t.device().type);
+  };
+  DType widest = DType::Float16;
+  bool found = false;
+  for (const auto& t : inputs)
+    if (eligible(t)) {
+      widest = found ? promote_types(widest, t.dtype()) : t.dtype();
+      found = true;
+    }
+  if (!found) return;
+  for (auto& t : inputs) {
+    if (!eligible(t)) continue;
+    DType to = kind == kAutocastLower ? autocast_dtype(t.device().type) : kind == kAutocastFp32 ? DType::Float32 : widest;
+    if (t.dtype() != to) t = _to_copy(t, to);
+  }
 }
 
 // ---- devices ----------------------------------------------------------------------------------
@@ -160,6 +208,8 @@ void dispatch(Call& call) {
   ProfileBegin pb = outer ? g_prof_begin.load(std::memory_order_relaxed) : nullptr;
   void* token = pb ? pb(call) : nullptr;
   const bool inplace = call.inplace || (def.flags & kInplace);
+  if (def.autocast != kAutocastNone && t_autocast.any && outer && !inplace)  // Note [Autocast in the dispatcher]
+    autocast_inputs((AutocastKind)def.autocast, call.inputs);
 
   AutogradHook ag = outer ? g_autograd.load(std::memory_order_relaxed) : nullptr;
   bool record = false;

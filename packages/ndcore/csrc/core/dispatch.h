@@ -75,6 +75,8 @@ enum OpFlags : uint32_t {
   kCrossDevice = 16,  // copies between devices: runs where inputs[0] lives, others may differ
 };
 enum OpVariants : uint32_t { kFunction = 1, kMethod = 2, kHasInplace = 4 };
+// The op table's `autocast` column: which of torch's CPU autocast lists a row is on.
+enum AutocastKind : uint8_t { kAutocastNone = 0, kAutocastLower = 1, kAutocastFp32 = 2, kAutocastPromote = 3 };
 
 struct ParamSpec {
   const char* name;
@@ -93,6 +95,7 @@ struct OpDef {
   uint32_t flags;
   uint32_t variants;
   CpuKernel cpu;
+  uint8_t autocast = kAutocastNone;
 };
 
 const std::vector<OpDef>& op_table();
@@ -123,6 +126,21 @@ void set_profiler_hooks(ProfileBegin begin, ProfileEnd end);
 void set_check_hook(CheckHook hook);
 bool grad_enabled();            // thread-local grad mode, owned here so C++ sees it too
 void set_grad_enabled(bool on);
+
+// ---- autocast (mixed precision) --------------------------------------------------------------
+// Note [Autocast in the dispatcher]
+// A thread-local state per device type says whether autocast is on and its lower-precision
+// dtype. dispatch() casts the floating inputs of rows on an autocast list before running them
+// (lower: float32/16-bit -> the autocast dtype; fp32: 16-bit -> float32; promote: to the widest
+// float input; float64 is never touched) through the ordinary _to_copy op, at the caller's depth,
+// so autograd records the casts and gradients flow back in the parameters' dtype. Ops that
+// kernels call internally (depth > 0) are never cast.
+void set_autocast_state(int16_t device_type, bool enabled, DType dtype);
+bool autocast_enabled(int16_t device_type);
+DType autocast_dtype(int16_t device_type);
+bool autocast_any();  // some device type has autocast on in this thread (the fast-path check)
+// Casts `inputs` as autocast would for a row of `kind` (composite rows call this from Python).
+void autocast_inputs(AutocastKind kind, std::vector<Tensor>& inputs);
 
 // Broadcast policy for rank promotion: 0 allow, 1 warn (via warn handler), 2 raise.
 void set_rank_promotion_policy(int policy);

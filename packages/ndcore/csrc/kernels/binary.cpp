@@ -1,9 +1,29 @@
 // Elementwise binary kernels: promotion, broadcasting and the functors of binary_ops.h.
 #include "binary_ops.h"
 #include "loops.h"
+#include "simd.h"
 
 namespace nd {
 namespace {
+
+// min/max are a compare and a select per element: worth a second, AVX2 build of their dense
+// loops (See Note [Wide loops]); other ops are memory-bound or call libm.
+template <typename F> constexpr bool wide_binary = std::is_same_v<F, bfn::Maximum> || std::is_same_v<F, bfn::Minimum>;
+
+template <typename F, typename T, typename Out, bool ScalarB>
+ND_ALWAYS_INLINE void binary_dense(const F& f, Out* __restrict o, const T* __restrict a, const T* __restrict b, int64_t n) {
+  using C = typename compute_type<T>::type;
+  if constexpr (ScalarB) {
+    const C bv = C(b[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), bv));
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), C(b[i])));
+  }
+}
+template <typename F, typename T, typename Out, bool ScalarB>
+ND_TARGET_AVX2 void binary_dense_avx2(const F& f, Out* o, const T* a, const T* b, int64_t n) {
+  binary_dense<F, T, Out, ScalarB>(f, o, a, b, n);
+}
 
 template <typename F, typename T, typename Out>
 void binary_loop(const F& f, char** p, const int64_t* s, int64_t n) {
@@ -13,10 +33,15 @@ void binary_loop(const F& f, char** p, const int64_t* s, int64_t n) {
   const T* __restrict a = reinterpret_cast<const T*>(p[1]);
   const T* __restrict b = reinterpret_cast<const T*>(p[2]);
   if (s[0] == so && s[1] == st && s[2] == st) {
-    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), C(b[i])));
+    if constexpr (wide_binary<F>) {
+      if (cpu_has_avx2()) return binary_dense_avx2<F, T, Out, false>(f, o, a, b, n);
+    }
+    binary_dense<F, T, Out, false>(f, o, a, b, n);
   } else if (s[0] == so && s[1] == st && s[2] == 0) {
-    const C bv = C(b[0]);
-    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), bv));
+    if constexpr (wide_binary<F>) {
+      if (cpu_has_avx2()) return binary_dense_avx2<F, T, Out, true>(f, o, a, b, n);
+    }
+    binary_dense<F, T, Out, true>(f, o, a, b, n);
   } else if (s[0] == so && s[1] == 0 && s[2] == st) {
     const C av = C(a[0]);
     for (int64_t i = 0; i < n; ++i) o[i] = Out(f(av, C(b[i])));

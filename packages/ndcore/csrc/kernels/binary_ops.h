@@ -14,8 +14,10 @@ struct Add { template <typename T> T operator()(T a, T b) const { if constexpr (
 struct Sub { template <typename T> T operator()(T a, T b) const { return T(a - b); } };
 struct Mul { template <typename T> T operator()(T a, T b) const { if constexpr (std::is_same_v<T, bool>) return a && b; else return T(a * b); } };
 struct Div { template <typename T> T operator()(T a, T b) const { return T(a / b); } };
-struct Maximum { template <typename T> T operator()(T a, T b) const { if constexpr (is_fp<T>) { if (a != a) return a; if (b != b) return b; } return a > b ? a : b; } };
-struct Minimum { template <typename T> T operator()(T a, T b) const { if constexpr (is_fp<T>) { if (a != a) return a; if (b != b) return b; } return a < b ? a : b; } };
+// NaN propagates: the compare picks a NaN `b`, the second select a NaN `a`. Selects rather than
+// branches, so the loops vectorise.
+struct Maximum { template <typename T> T operator()(T a, T b) const { T r = a > b ? a : b; return a != a ? a : r; } };
+struct Minimum { template <typename T> T operator()(T a, T b) const { T r = a < b ? a : b; return a != a ? a : r; } };
 struct Atan2 { template <typename T> T operator()(T a, T b) const { return std::atan2(a, b); } };
 struct Hypot { template <typename T> T operator()(T a, T b) const { return std::hypot(a, b); } };
 struct Copysign { template <typename T> T operator()(T a, T b) const { return std::copysign(a, b); } };

@@ -1,8 +1,68 @@
 // Elementwise ops with attributes: clamp, where, nan_to_num, gelu, softplus.
+#include <limits>
+
 #include "loops.h"
+#include "simd.h"
 #include "unary_ops.h"
 
 namespace nd {
+
+namespace {
+// Bounds applied as plain selects so the loops vectorise; a NaN input stays NaN (the compare
+// is false). NaN bounds never reach these loops (k_clamp fills NaN, as torch's clamp gives).
+template <typename C> inline C lo_sel(C v, C l) { return v < l ? l : v; }
+template <typename C> inline C hi_sel(C v, C h) { return v > h ? h : v; }
+
+template <typename T, bool Lo, bool Hi>
+ND_ALWAYS_INLINE void clamp_dense(T* o, const T* a, int64_t n, typename compute_type<T>::type l,
+                                  typename compute_type<T>::type h) {
+  using C = typename compute_type<T>::type;
+  for (int64_t i = 0; i < n; ++i) {
+    C v = C(a[i]);
+    if constexpr (Lo) v = lo_sel(v, l);
+    if constexpr (Hi) v = hi_sel(v, h);
+    o[i] = T(v);
+  }
+}
+template <typename T, bool Lo, bool Hi>
+ND_TARGET_AVX2 void clamp_dense_avx2(T* o, const T* a, int64_t n, typename compute_type<T>::type l,
+                                     typename compute_type<T>::type h) {
+  clamp_dense<T, Lo, Hi>(o, a, n, l, h);  // See Note [Wide loops]
+}
+
+template <typename T, bool Lo, bool Hi>
+void clamp_loop(char** p, const int64_t* s, int64_t n, typename compute_type<T>::type l, typename compute_type<T>::type h) {
+  using C = typename compute_type<T>::type;
+  if (s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* a = reinterpret_cast<const T*>(p[1]);
+    if (cpu_has_avx2()) clamp_dense_avx2<T, Lo, Hi>(o, a, n, l, h);
+    else clamp_dense<T, Lo, Hi>(o, a, n, l, h);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    C v = load<T>(p[1] + i * s[1]);
+    if constexpr (Lo) v = lo_sel(v, l);
+    if constexpr (Hi) v = hi_sel(v, h);
+    store<T>(p[0] + i * s[0], v);
+  }
+}
+
+// A bound for an integer dtype, range-checked as torch does (unsigned types also accept the
+// signed range, wrapping: uint8 clamp(min=-5) is 251).
+template <typename T>
+T int_bound(const Value& v) {
+  const int64_t i = v.to_int();
+  using L = std::numeric_limits<T>;
+  [[maybe_unused]] const int64_t lo = std::is_unsigned_v<T> ? -(int64_t(1) << (8 * sizeof(T) - 1)) : (int64_t)L::min();
+  if constexpr (!std::is_same_v<T, int64_t>) {
+    if (i < lo || i > (int64_t)L::max())
+      throw ValueError("[clamp] value " + std::to_string(i) + " cannot be converted to type " +
+                       dtype_name(dtype_of<T>::value) + " without overflow");
+  }
+  return T(i);
+}
+}  // namespace
 
 void k_clamp(Call& c) {
   const Tensor& x = c.inputs[0];
@@ -10,25 +70,42 @@ void k_clamp(Call& c) {
   if (lo.is_none() && hi.is_none()) throw ValueError("[clamp] at least one of 'min' or 'max' must not be None");
   DType dt = x.dtype();
   if (!is_floating(dt) && ((lo.kind == Value::Kind::Double) || (hi.kind == Value::Kind::Double))) dt = default_float_dtype();
+  if (dt == DType::Bool) {  // an int bound promotes as torch's result_type does (bool -> int64)
+    if (lo.kind != Value::Kind::Int && hi.kind != Value::Kind::Int)
+      throw TypeError("[clamp] is not supported for bool tensors with bool bounds");
+    dt = DType::Int64;
+  }
   Tensor xin = cast_to(x, dt);
   Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
   StridedLoop<2> loop({out, xin}, x.sizes(), "clamp");
   ND_DISPATCH_ALL(dt, "clamp", [&] {
     using C = typename compute_type<scalar_t>::type;
-    const bool has_lo = !lo.is_none(), has_hi = !hi.is_none();
-    const C l = has_lo ? C(lo.to_double()) : C(0), h = has_hi ? C(hi.to_double()) : C(0);
-    loop.run(
-        [&](char** p, const int64_t* s, int64_t n) {
-          for (int64_t i = 0; i < n; ++i) {
-            C v = load<scalar_t>(p[1] + i * s[1]);
-            if (v == v) {  // NaN propagates
-              if (has_lo && v < l) v = l;
-              if (has_hi && v > h) v = h;
-            }
-            store<scalar_t>(p[0] + i * s[0], v);
-          }
-        },
-        kGrainCheap);
+    if constexpr (!std::is_same_v<scalar_t, bool>) {
+      C l = C(0), h = C(0);
+      if constexpr (std::is_integral_v<scalar_t>) {
+        if (!lo.is_none()) l = int_bound<scalar_t>(lo);
+        if (!hi.is_none()) h = int_bound<scalar_t>(hi);
+      } else {
+        if (!lo.is_none()) l = C(lo.to_double());
+        if (!hi.is_none()) h = C(hi.to_double());
+      }
+      if constexpr (std::is_floating_point_v<C>) {
+        if (l != l || h != h) {  // a NaN bound makes every element NaN
+          loop.run([&](char** p, const int64_t* s, int64_t n) {
+            for (int64_t i = 0; i < n; ++i) store<scalar_t>(p[0] + i * s[0], C(NAN));
+          }, kGrainCheap);
+          return;
+        }
+      }
+      // a grain in bytes, as for copies (see copy_into): one-byte images stay on one thread longer
+      const int64_t grain = kGrainCheap * 4 / (int64_t)sizeof(scalar_t);
+      auto go = [&](auto fn) {
+        loop.run([&](char** p, const int64_t* s, int64_t n) { fn(p, s, n, l, h); }, grain);
+      };
+      if (lo.is_none()) go(clamp_loop<scalar_t, false, true>);
+      else if (hi.is_none()) go(clamp_loop<scalar_t, true, false>);
+      else go(clamp_loop<scalar_t, true, true>);
+    }
   });
   finish_output(c, out);
 }

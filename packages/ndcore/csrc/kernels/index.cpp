@@ -1,4 +1,4 @@
-// Indexing kernels: advanced indexing (index, index_put_), gather/scatter, index_select,
+// Indexing kernels: advanced indexing (index, index_put_), gather/scatter, index_select, take,
 // index_add/index_copy, masked_fill, nonzero.
 #include <cstring>
 
@@ -6,15 +6,6 @@
 
 namespace nd {
 namespace {
-
-inline void copy_elem(char* dst, const char* src, size_t n) {
-  switch (n) {
-    case 1: *dst = *src; break;
-    case 2: std::memcpy(dst, src, 2); break;
-    case 4: std::memcpy(dst, src, 4); break;
-    default: std::memcpy(dst, src, 8); break;
-  }
-}
 
 // Element offsets (in elements) of every position of a strided sub-space, in C order.
 std::vector<int64_t> offsets_of(const Shape& sizes, const Shape& strides) {
@@ -31,14 +22,102 @@ std::vector<int64_t> offsets_of(const Shape& sizes, const Shape& strides) {
   return out;
 }
 
+// Whether a strided sub-space is one dense block in C order (its offsets are 0, 1, ..., n-1).
+bool dense_block(const Shape& sizes, const Shape& strides) {
+  int64_t expected = 1;
+  for (int64_t d = (int64_t)sizes.size() - 1; d >= 0; --d) {
+    if (sizes[d] == 1) continue;
+    if (sizes[d] == 0) return true;
+    if (strides[d] != expected) return false;
+    expected *= sizes[d];
+  }
+  return true;
+}
+
+// Note [Row gathers]
+// index_select, take and self[idx] all copy, for each outer position p and selected position m,
+// a row of Q elements starting at element outer[p] + mid[m] of the source into row p * M + m of
+// a contiguous output. A row that is dense in the source is one memcpy (one typed store when
+// Q == 1), so gathering 64 rows of 784 floats costs 64 small memcpys, not 50k element copies.
+// Only a strided row walks `inner` offsets. parallel_for splits rows when the copy is large.
+struct RowGather {
+  const char* src;
+  char* dst;
+  const int64_t* outer;
+  int64_t P;
+  const int64_t* mid;
+  int64_t M;
+  const int64_t* inner;  // null: each row is dense in the source
+  int64_t Q;
+};
+
+template <size_t S>
+void gather_rows_sized(const RowGather& g) {
+  const int64_t grain = std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(g.Q, 1));
+  const int64_t row_bytes = g.Q * (int64_t)S;
+  parallel_for(g.P * g.M, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e;) {  // one outer position at a time: [m0, m1) of its rows
+      const int64_t p = r / g.M, m0 = r % g.M, m1 = std::min(g.M, m0 + (e - r));
+      const char* sp = g.src + g.outer[p] * (int64_t)S;
+      char* o = g.dst + r * row_bytes;
+      if (!g.inner && g.Q == 1) {
+        for (int64_t m = m0; m < m1; ++m) std::memcpy(o + (m - m0) * (int64_t)S, sp + g.mid[m] * (int64_t)S, S);
+      } else if (!g.inner) {
+        for (int64_t m = m0; m < m1; ++m) std::memcpy(o + (m - m0) * row_bytes, sp + g.mid[m] * (int64_t)S, row_bytes);
+      } else {
+        for (int64_t m = m0; m < m1; ++m) {
+          const char* s = sp + g.mid[m] * (int64_t)S;
+          char* om = o + (m - m0) * row_bytes;
+          for (int64_t q = 0; q < g.Q; ++q) std::memcpy(om + q * (int64_t)S, s + g.inner[q] * (int64_t)S, S);
+        }
+      }
+      r += m1 - m0;
+    }
+  });
+}
+
+void gather_rows(const RowGather& g, size_t itemsize) {
+  if (g.P * g.M == 0 || g.Q == 0) return;
+  switch (itemsize) {
+    case 1: return gather_rows_sized<1>(g);
+    case 2: return gather_rows_sized<2>(g);
+    case 4: return gather_rows_sized<4>(g);
+    default: return gather_rows_sized<8>(g);
+  }
+}
+
+// The index values of `index` as int64, each checked against [-n, n) and wrapped to [0, n).
+// `what` ends the out-of-bounds message ("for dimension 0 with size 5").
+std::vector<int64_t> checked_indices(const Tensor& index, int64_t n, const char* op, const std::string& what) {
+  Tensor ic = cast_to(index, DType::Int64).contiguous();
+  const int64_t* ip = ic.data<int64_t>();
+  const int64_t L = ic.numel();
+  std::vector<int64_t> out(L);
+  bool ok = true;
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t v = ip[i];
+    ok &= v >= -n && v < n;
+    out[i] = v < 0 ? v + n : v;
+  }
+  if (!ok)
+    for (int64_t i = 0; i < L; ++i)
+      if (ip[i] < -n || ip[i] >= n)
+        throw IndexError(std::string("[") + op + "] index " + std::to_string(ip[i]) + " is out of bounds " + what);
+  return out;
+}
+
 // Layout of self[indices] (NumPy advanced indexing): which dims are indexed, the broadcast
 // index shape, and the element offsets of the pre / indexed / post parts.
 struct AdvIndex {
   Shape out_shape;
   std::vector<int64_t> pre, mid, post;  // out index (p, m, q) reads element pre[p] + mid[m] + post[q]
+  int64_t Q = 1;                        // post's length; post stays empty when dense_post
+  bool dense_post = false;
 };
 
-AdvIndex plan_index(const Tensor& self, std::vector<Tensor> idx, const char* op) {
+// With allow_dense_post, a post sub-space that is one dense block is left as `Q` alone (see
+// Note [Row gathers]) instead of Q offsets.
+AdvIndex plan_index(const Tensor& self, std::vector<Tensor> idx, const char* op, bool allow_dense_post = false) {
   // bool masks become one long index per masked dim
   std::vector<Tensor> expanded;
   for (auto& t : idx) {
@@ -76,11 +155,13 @@ AdvIndex plan_index(const Tensor& self, std::vector<Tensor> idx, const char* op)
     else { post_sz.push_back(self.sizes()[d]); post_st.push_back(self.strides()[d]); }
   }
   a.pre = offsets_of(pre_sz, pre_st);
-  a.post = offsets_of(post_sz, post_st);
+  a.Q = numel_of(post_sz);
+  a.dense_post = allow_dense_post && dense_block(post_sz, post_st);
+  if (!a.dense_post) a.post = offsets_of(post_sz, post_st);
   int64_t nb = numel_of(bshape);
   a.mid.assign(nb, 0);
   for (auto d : dims) {
-    Tensor it = cast_to(nd::expand(idx[d], bshape), DType::Int64).contiguous();
+    Tensor it = cast_to(idx[d].sizes() == bshape ? idx[d] : nd::expand(idx[d], bshape), DType::Int64).contiguous();
     const int64_t* ip = it.data<int64_t>();
     int64_t n = self.sizes()[d], st = self.strides()[d];
     for (int64_t i = 0; i < nb; ++i) {
@@ -104,20 +185,12 @@ std::vector<Tensor> index_list(const Call& c, size_t first, size_t count) {
 
 void k_index(Call& c) {
   const Tensor& self = c.inputs[0];
-  AdvIndex a = plan_index(self, index_list(c, 1, (size_t)c.attrs[0].i), "index");
+  AdvIndex a = plan_index(self, index_list(c, 1, (size_t)c.attrs[0].i), "index", true);
   Tensor out = prepare_output(c, a.out_shape, self.dtype(), self.dtype(), self.device());
   Tensor tmp = out.is_contiguous() ? out : empty_tensor(a.out_shape, self.dtype());
-  size_t isz = self.itemsize();
-  const char* src = self.data_ptr();
-  char* dst = tmp.data_ptr();
-  int64_t P = a.pre.size(), M = a.mid.size(), Q = a.post.size();
-  parallel_for(P * M, std::max<int64_t>(1, kGrainCheap / std::max<int64_t>(Q, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t pm = b; pm < e; ++pm) {
-      int64_t base = a.pre[pm / M] + a.mid[pm % M];
-      char* o = dst + pm * Q * isz;
-      for (int64_t q = 0; q < Q; ++q) copy_elem(o + q * isz, src + (base + a.post[q]) * isz, isz);
-    }
-  });
+  gather_rows({self.data_ptr(), tmp.data_ptr(), a.pre.data(), (int64_t)a.pre.size(), a.mid.data(), (int64_t)a.mid.size(),
+               a.dense_post ? nullptr : a.post.data(), a.Q},
+              self.itemsize());
   if (tmp.impl() != out.impl()) copy_into(out, tmp);
   finish_output(c, out);
 }
@@ -163,24 +236,29 @@ std::vector<int64_t> gather_offsets(const Tensor& t, int64_t dim, const Tensor& 
     throw TypeError(std::string("[") + op + "] expected index dtype int64, got " + dtype_name(index.dtype()));
   Tensor ic = index.contiguous();
   const int64_t* ip = ic.data<int64_t>();
-  int64_t n = ic.numel();
+  const int64_t n = ic.numel(), nd_ = index.dim();
   std::vector<int64_t> off(n);
-  int64_t limit = t.dim() == 0 ? 1 : t.sizes()[dim];
+  const int64_t limit = t.dim() == 0 ? 1 : t.sizes()[dim];
+  const int64_t dstride = t.dim() == 0 ? 0 : t.strides()[dim];
+  // walk index positions in C order with a counter per dim; `base` excludes dim's term
+  Shape pos(std::max<int64_t>(nd_, 1), 0);
+  int64_t base = 0;
+  bool ok = true;
   for (int64_t i = 0; i < n; ++i) {
-    int64_t rem = i, o = 0;
-    for (int64_t d = index.dim() - 1; d >= 0; --d) {
-      int64_t k = rem % index.sizes()[d];
-      rem /= index.sizes()[d];
-      if (d == dim) {
-        int64_t v = ip[i];
-        if (v < -limit || v >= limit)
-          throw IndexError(std::string("[") + op + "] index " + std::to_string(v) + " is out of bounds for dimension " + std::to_string(dim) + " with size " + std::to_string(limit));
-        k = v < 0 ? v + limit : v;
-      }
-      o += k * t.strides()[d];
+    const int64_t v = ip[i];
+    ok &= v >= -limit && v < limit;
+    off[i] = base + (v < 0 ? v + limit : v) * dstride;
+    for (int64_t d = nd_ - 1; d >= 0; --d) {
+      if (d != dim) base += t.strides()[d];
+      if (++pos[d] < index.sizes()[d]) break;
+      if (d != dim) base -= pos[d] * t.strides()[d];
+      pos[d] = 0;
     }
-    off[i] = o;
   }
+  if (!ok)
+    for (int64_t i = 0; i < n; ++i)
+      if (ip[i] < -limit || ip[i] >= limit)
+        throw IndexError(std::string("[") + op + "] index " + std::to_string(ip[i]) + " is out of bounds for dimension " + std::to_string(dim) + " with size " + std::to_string(limit));
   return off;
 }
 std::vector<int64_t> plain_offsets(const Tensor& t, const Shape& shape) {
@@ -190,14 +268,66 @@ std::vector<int64_t> plain_offsets(const Tensor& t, const Shape& shape) {
 }
 }  // namespace
 
+namespace {
+// gather's copy in one pass over the index (no offset table): rows of the index's last dim, each
+// with the base offset of its leading positions; `sst` are the input's strides per index dim.
+template <size_t S>
+void gather_sized(const char* src, char* dst, const int64_t* ip, const Shape& isz, const Shape& sst, int64_t dim, int64_t limit) {
+  const int64_t last = (int64_t)isz.size() - 1, L = isz[last], rows = numel_of(isz) / std::max<int64_t>(L, 1);
+  if (L == 0) return;
+  const int64_t dst_stride = sst[dim], inner = dim == last ? 0 : sst[last];
+  parallel_for(rows, std::max<int64_t>(1, kGrainCheap / L), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t rem = r, base = 0;
+      for (int64_t d = last - 1; d >= 0; --d) {
+        const int64_t k = rem % isz[d];
+        rem /= isz[d];
+        if (d != dim) base += k * sst[d];
+      }
+      const int64_t* ir = ip + r * L;
+      char* o = dst + r * L * (int64_t)S;
+      for (int64_t j = 0; j < L; ++j) {
+        const int64_t v = ir[j] < 0 ? ir[j] + limit : ir[j];
+        std::memcpy(o + j * (int64_t)S, src + (base + j * inner + v * dst_stride) * (int64_t)S, S);
+      }
+    }
+  });
+}
+}  // namespace
+
 void k_gather(Call& c) {
   const Tensor &self = c.inputs[0], &index = c.inputs[1];
-  int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "gather");
-  auto off = gather_offsets(self, dim, index, "gather");
+  const int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "gather");
+  if (index.dim() != self.dim() && !(index.dim() <= 1 && self.dim() <= 1))
+    throw ValueError("[gather] index tensor must have the same number of dimensions as input (" + std::to_string(self.dim()) + "), got shape " + shape_str(index.sizes()));
+  for (int64_t d = 0; d < index.dim(); ++d)
+    if (d != dim && index.sizes()[d] > self.sizes()[d])
+      throw ValueError("[gather] size of index " + shape_str(index.sizes()) + " exceeds input " + shape_str(self.sizes()) + " at dim " + std::to_string(d));
+  if (index.dtype() != DType::Int64) throw TypeError(std::string("[gather] expected index dtype int64, got ") + dtype_name(index.dtype()));
+  const int64_t limit = self.dim() == 0 ? 1 : self.sizes()[dim];
+  Tensor ic = index.contiguous();
+  const int64_t* ip = ic.data<int64_t>();
+  const int64_t n = ic.numel();
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= ip[i] >= -limit && ip[i] < limit;
+  if (!ok)
+    for (int64_t i = 0; i < n; ++i)
+      if (ip[i] < -limit || ip[i] >= limit)
+        throw IndexError("[gather] index " + std::to_string(ip[i]) + " is out of bounds for dimension " + std::to_string(dim) + " with size " + std::to_string(limit));
   Tensor out = prepare_output(c, index.sizes(), self.dtype(), self.dtype(), self.device());
   Tensor tmp = out.is_contiguous() ? out : empty_tensor(index.sizes(), self.dtype());
-  size_t isz = self.itemsize();
-  for (size_t i = 0; i < off.size(); ++i) copy_elem(tmp.data_ptr() + i * isz, self.data_ptr() + off[i] * isz, isz);
+  // a 0-d index (or input) reads like a 1-element 1-D one
+  const Shape isz = index.dim() == 0 ? Shape{1} : index.sizes();
+  Shape sst(isz.size(), 0);
+  for (int64_t d = 0; d < self.dim() && d < (int64_t)sst.size(); ++d) sst[d] = self.strides()[d];
+  const char* src = self.data_ptr();
+  char* dst = tmp.data_ptr();
+  switch (self.itemsize()) {
+    case 1: gather_sized<1>(src, dst, ip, isz, sst, dim, limit); break;
+    case 2: gather_sized<2>(src, dst, ip, isz, sst, dim, limit); break;
+    case 4: gather_sized<4>(src, dst, ip, isz, sst, dim, limit); break;
+    default: gather_sized<8>(src, dst, ip, isz, sst, dim, limit); break;
+  }
   if (tmp.impl() != out.impl()) copy_into(out, tmp);
   finish_output(c, out);
 }
@@ -239,16 +369,57 @@ void k_scatter_add(Call& c) { scatter_kernel<true>(c); }
 void k_index_select(Call& c) {
   const Tensor &self = c.inputs[0], &index = c.inputs[1];
   if (index.dim() > 1) throw ValueError("[index_select] index must be 0-D or 1-D, got shape " + shape_str(index.sizes()));
-  int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "index_select");
+  if (!is_integral(index.dtype(), false))
+    throw TypeError(std::string("[index_select] expected an integer index tensor (int64 or int32), got ") + dtype_name(index.dtype()));
+  const int64_t dim = wrap_dim(c.attrs[0].i, self.dim(), "index_select");
+  const int64_t n = self.dim() == 0 ? 1 : self.sizes()[dim];
+  const auto idx = checked_indices(index, n, "index_select", "for dimension " + std::to_string(dim) + " with size " + std::to_string(n));
+  const int64_t L = (int64_t)idx.size();
   if (self.dim() == 0) {
-    c.outputs = {nd::clone(self)};
-    return;
+    if (L != 1) throw ValueError("[index_select] a 0-d input takes exactly one index, got " + std::to_string(L));
+    Tensor out = prepare_output(c, {}, self.dtype(), self.dtype(), self.device());
+    copy_into(out, self);
+    return finish_output(c, out);
   }
-  std::vector<Tensor> idx(dim + 1);
-  idx[dim] = index.dim() == 0 ? nd::reshape(index, {1}) : index;
-  Tensor r = nd::index(self, idx);
-  Tensor out = prepare_output(c, r.sizes(), self.dtype(), self.dtype(), self.device());
-  if (out.impl() != r.impl()) copy_into(out, r);
+  Shape shape = self.sizes();
+  shape[dim] = L;
+  Tensor out = prepare_output(c, shape, self.dtype(), self.dtype(), self.device());
+  Tensor tmp = out.is_contiguous() ? out : empty_tensor(shape, self.dtype());
+  Shape outer_sz(self.sizes().begin(), self.sizes().begin() + dim), outer_st(self.strides().begin(), self.strides().begin() + dim);
+  Shape inner_sz(self.sizes().begin() + dim + 1, self.sizes().end()), inner_st(self.strides().begin() + dim + 1, self.strides().end());
+  const auto outer = offsets_of(outer_sz, outer_st);
+  const bool dense = dense_block(inner_sz, inner_st);
+  const auto inner = dense ? std::vector<int64_t>() : offsets_of(inner_sz, inner_st);
+  std::vector<int64_t> mid(L);
+  for (int64_t i = 0; i < L; ++i) mid[i] = idx[i] * self.strides()[dim];
+  gather_rows({self.data_ptr(), tmp.data_ptr(), outer.data(), (int64_t)outer.size(), mid.data(), L, dense ? nullptr : inner.data(),
+               numel_of(inner_sz)},
+              self.itemsize());
+  if (tmp.impl() != out.impl()) copy_into(out, tmp);
+  finish_output(c, out);
+}
+
+void k_take(Call& c) {
+  const Tensor &self = c.inputs[0], &index = c.inputs[1];
+  if (!is_integral(index.dtype(), false))
+    throw TypeError(std::string("[take] expected an integer index tensor, got ") + dtype_name(index.dtype()));
+  const int64_t n = self.numel();
+  auto idx = checked_indices(index, n, "take", "for a tensor with " + std::to_string(n) + " elements");
+  if (!self.is_contiguous()) {  // flat position -> element offset of the strided input
+    for (auto& v : idx) {
+      int64_t rem = v, o = 0;
+      for (int64_t d = self.dim() - 1; d >= 0; --d) {
+        o += (rem % self.sizes()[d]) * self.strides()[d];
+        rem /= self.sizes()[d];
+      }
+      v = o;
+    }
+  }
+  Tensor out = prepare_output(c, index.sizes(), self.dtype(), self.dtype(), self.device());
+  Tensor tmp = out.is_contiguous() ? out : empty_tensor(index.sizes(), self.dtype());
+  const int64_t zero = 0;
+  gather_rows({self.data_ptr(), tmp.data_ptr(), &zero, 1, idx.data(), (int64_t)idx.size(), nullptr, 1}, self.itemsize());
+  if (tmp.impl() != out.impl()) copy_into(out, tmp);
   finish_output(c, out);
 }
 

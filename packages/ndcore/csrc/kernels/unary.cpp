@@ -1,18 +1,31 @@
 // Elementwise unary kernels: the functors of unary_ops.h over StridedLoop.
 #include "loops.h"
+#include "simd_dispatch.h"
 #include "unary_ops.h"
 
 namespace nd {
 namespace {
+
+// Contiguous float/double loops in ISA variants: vecmath.h's functions and the plain arithmetic
+// functors vectorise at the CPU's full width (see Note [ISA variants]).
+template <typename F, typename T>
+ND_SIMD_KERNEL(UnaryContig, (const T* __restrict a, T* __restrict o, int64_t n), {
+  F f;
+  for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+})
 
 template <typename F, typename In, typename Out>
 void unary_loop(char** p, const int64_t* s, int64_t n) {
   using C = typename compute_type<In>::type;
   F f;
   if (s[0] == (int64_t)sizeof(Out) && s[1] == (int64_t)sizeof(In)) {
-    Out* __restrict o = reinterpret_cast<Out*>(p[0]);
-    const In* __restrict a = reinterpret_cast<const In*>(p[1]);
-    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i])));
+    if constexpr (std::is_same_v<In, Out> && (std::is_same_v<In, float> || std::is_same_v<In, double>)) {
+      simd_run<UnaryContig<F, In>>(reinterpret_cast<const In*>(p[1]), reinterpret_cast<Out*>(p[0]), n);
+    } else {
+      Out* __restrict o = reinterpret_cast<Out*>(p[0]);
+      const In* __restrict a = reinterpret_cast<const In*>(p[1]);
+      for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i])));
+    }
     return;
   }
   for (int64_t i = 0; i < n; ++i) store<Out>(p[0] + i * s[0], f(load<In>(p[1] + i * s[1])));

@@ -6,50 +6,48 @@
 #include <cstring>
 #include <type_traits>
 
+#include "vecmath.h"
+
 namespace nd {
 namespace ufn {
 
-// exp for float that the compiler can vectorise (no libm call): range reduction to
-// r in [-ln2/2, ln2/2], a degree-6 polynomial (Cephes coefficients), then scaling by 2^k.
-inline float exp_f32(float x) {
-  float xc = x > 88.7228f ? 88.7228f : (x < -103.97f ? -103.97f : x);
-  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
-  // 2^k split in two factors so k down to -150 (subnormal results) stays representable
-  int32_t ki = (int32_t)k;
-  int32_t k1 = ki / 2, k2 = ki - k1;
-  int32_t b1 = (k1 + 127) << 23, b2 = (k2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, 4);
-  std::memcpy(&s2, &b2, 4);
-  y = y * s1 * s2;
-  if (x > 88.7228f) y = INFINITY;
-  if (x < -103.97f) y = 0.0f;
-  return x != x ? x : y;
-}
-template <typename T> inline T exp_any(T x) {
-  if constexpr (std::is_same_v<T, float>) return exp_f32(x); else return std::exp(x);
-}
+// Transcendental functions the loops can vectorise (vecmath.h) for float32 and, where written,
+// float64; the rest call libm.
+using vm::exp_f32;
+inline float vexp(float x) { return vm::exp_f32(x); }
+inline double vexp(double x) { return vm::exp_f64(x); }
+template <typename T> inline T exp_any(T x) { return vexp(x); }
+inline float vsigmoid(float x) { return vm::sigmoid_f32(x); }
+inline double vsigmoid(double x) { return vm::sigmoid_f64(x); }
+inline float vexp2(float x) { return vm::exp2_f32(x); }
+inline double vexp2(double x) { return std::exp2(x); }
+inline float vexpm1(float x) { return vm::expm1_f32(x); }
+inline double vexpm1(double x) { return std::expm1(x); }
+inline float vlog(float x) { return vm::log_f32(x); }
+inline double vlog(double x) { return vm::log_f64(x); }
+inline float vlog2(float x) { return vm::log2_f32(x); }
+inline double vlog2(double x) { return std::log2(x); }
+inline float vlog10(float x) { return vm::log10_f32(x); }
+inline double vlog10(double x) { return std::log10(x); }
+inline float vlog1p(float x) { return vm::log1p_f32(x); }
+inline double vlog1p(double x) { return std::log1p(x); }
+inline float vtanh(float x) { return vm::tanh_f32(x); }
+inline double vtanh(double x) { return std::tanh(x); }
+inline float verf(float x) { return vm::erf_f32(x); }
+inline double verf(double x) { return std::erf(x); }
 
 #define ND_UFN(Name, expr) \
   struct Name {            \
     template <typename T>  \
     T operator()(T x) const { return expr; } \
   };
-ND_UFN(Exp, exp_any(x))
-ND_UFN(Exp2, std::exp2(x))
-ND_UFN(Expm1, std::expm1(x))
-ND_UFN(Log, std::log(x))
-ND_UFN(Log2, std::log2(x))
-ND_UFN(Log10, std::log10(x))
-ND_UFN(Log1p, std::log1p(x))
+ND_UFN(Exp, vexp(x))
+ND_UFN(Exp2, vexp2(x))
+ND_UFN(Expm1, vexpm1(x))
+ND_UFN(Log, vlog(x))
+ND_UFN(Log2, vlog2(x))
+ND_UFN(Log10, vlog10(x))
+ND_UFN(Log1p, vlog1p(x))
 ND_UFN(Sqrt, std::sqrt(x))
 ND_UFN(Rsqrt, T(1) / std::sqrt(x))
 ND_UFN(Sin, std::sin(x))
@@ -60,15 +58,15 @@ ND_UFN(Acos, std::acos(x))
 ND_UFN(Atan, std::atan(x))
 ND_UFN(Sinh, std::sinh(x))
 ND_UFN(Cosh, std::cosh(x))
-ND_UFN(Tanh, (std::is_same_v<T, float> ? (std::fabs(x) < T(0.0625) ? std::tanh(x) : T(1) - T(2) / (exp_any(T(2) * x) + T(1))) : std::tanh(x)))
+ND_UFN(Tanh, vtanh(x))
 ND_UFN(Asinh, std::asinh(x))
 ND_UFN(Acosh, std::acosh(x))
 ND_UFN(Atanh, std::atanh(x))
-ND_UFN(Sigmoid, T(1) / (T(1) + exp_any(-x)))
-ND_UFN(Erf, std::erf(x))
+ND_UFN(Sigmoid, vsigmoid(x))
+ND_UFN(Erf, verf(x))
 ND_UFN(Erfc, std::erfc(x))
 ND_UFN(Lgamma, std::lgamma(x))
-ND_UFN(Silu, x / (T(1) + exp_any(-x)))
+ND_UFN(Silu, x / (T(1) + vexp(-x)))  // fewer roundings than x * sigmoid(x); -0 below -88.7 as torch
 ND_UFN(Reciprocal, T(1) / x)
 ND_UFN(Frac, x - std::trunc(x))
 ND_UFN(Square, x * x)

@@ -1,6 +1,8 @@
 // View kernels: metadata-only results sharing the input's storage (see Note [Views share
 // storage and versions]); they run unchanged on every device. Also the copying movement ops
-// (cat, flip, diag, tril, triu).
+// (cat, stack, flip, diag, tril, triu).
+#include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "loops.h"
@@ -285,6 +287,82 @@ void k_unfold(Call& c) {
 }
 
 // ---- copying movement ops ----------------------------------------------------------------------
+namespace {
+// Note [Concatenation fast path]
+// cat and stack write a contiguous output that is, per outer index (the dims before `d`), the
+// inputs' blocks laid end to end. A contiguous input of the output's dtype is one block of
+// `n_k * post` elements per outer index, so it is copied with memcpy, walking the flat output
+// range [b, e) segment by segment; parallel_for splits that range when it is large, so a few
+// big inputs and many small ones both use every thread. Other inputs (strided, another dtype,
+// or any input when out= is not contiguous) go through copy_into on a view of their slot.
+struct JoinInput {
+  const char* src;  // null: copied separately (or empty)
+  int64_t block;    // elements per outer index
+};
+
+void join_copy(Call& c, const Shape& shape, int64_t d, bool new_dim, DType dt, const Tensor* skip_ref) {
+  const auto& ts = c.inputs;
+  Tensor out = prepare_output(c, shape, dt, dt, ts[0].device());
+  const size_t K = ts.size();
+  int64_t outer = 1, post = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= shape[i];
+  for (size_t i = d + 1; i < shape.size(); ++i) post *= shape[i];
+  const bool out_dense = out.is_contiguous();
+  const Shape& ost = out.strides();
+  std::vector<JoinInput> parts(K);
+  std::vector<int64_t> prefix(K + 1, 0);  // element offset of each block within an outer row
+  bool any_fast = false;
+  for (size_t k = 0; k < K; ++k) {
+    const Tensor& t = ts[k];
+    const bool legacy_empty = skip_ref && t.dim() == 1 && t.numel() == 0 && skip_ref->dim() != 1;
+    const int64_t n = new_dim ? 1 : (legacy_empty ? 0 : t.sizes()[d]);
+    parts[k] = {nullptr, n * post};
+    prefix[k + 1] = prefix[k] + n * post;
+    if (n == 0 || post == 0 || outer == 0) continue;
+    if (out_dense && t.dtype() == dt && t.is_contiguous()) {
+      parts[k].src = t.data_ptr();
+      any_fast = true;
+      continue;
+    }
+    const int64_t off = out.offset() + prefix[k] / post * ost[d];
+    if (new_dim) {
+      Shape st = ost;
+      st.erase(st.begin() + d);
+      copy_into(out.view_of(t.sizes(), st, off), t);
+    } else {
+      Shape sz = shape;
+      sz[d] = n;
+      copy_into(out.view_of(sz, ost, off), t);
+    }
+  }
+  if (any_fast) {
+    const int64_t row = prefix[K], total = outer * row;
+    const size_t isz = itemsize(dt);
+    char* dst = out.data_ptr();
+    parallel_for(total, kGrainCheap, [&](int64_t b, int64_t e) {
+      int64_t o = b / row, r = b % row;
+      size_t k = std::upper_bound(prefix.begin(), prefix.end(), r) - prefix.begin() - 1;
+      for (int64_t pos = b; pos < e;) {
+        const int64_t within = r - prefix[k];
+        const int64_t len = std::min(parts[k].block - within, e - pos);
+        if (parts[k].src) std::memcpy(dst + pos * isz, parts[k].src + (o * parts[k].block + within) * isz, len * isz);
+        pos += len;
+        r += len;
+        if (r == row) {
+          r = 0;
+          ++o;
+          k = 0;
+        } else {
+          ++k;
+        }
+        while (k < K && parts[k].block == 0) ++k;
+      }
+    });
+  }
+  finish_output(c, out);
+}
+}  // namespace
+
 void k_cat(Call& c) {
   const auto& ts = c.inputs;
   if (ts.empty()) throw ValueError("[cat] expected a non-empty list of tensors");
@@ -310,18 +388,23 @@ void k_cat(Call& c) {
     total += t.sizes()[d];
   }
   shape[d] = total;
-  Tensor out = prepare_output(c, shape, dt, dt, ref->device());
-  int64_t pos = 0;
-  for (const auto& t : ts) {
-    if (t.dim() == 1 && t.numel() == 0 && ref->dim() != 1) continue;
-    int64_t n = t.sizes()[d];
-    Shape st = out.strides();
-    Shape sz = shape;
-    sz[d] = n;
-    copy_into(out.view_of(sz, st, out.offset() + pos * st[d]), t);
-    pos += n;
+  join_copy(c, shape, d, false, dt, ref);
+}
+
+void k_stack(Call& c) {
+  const auto& ts = c.inputs;
+  if (ts.empty()) throw ValueError("[stack] expects a non-empty list of tensors");
+  const Shape& s0 = ts[0].sizes();
+  DType dt = ts[0].dtype();
+  for (size_t k = 0; k < ts.size(); ++k) {
+    if (ts[k].sizes() != s0)
+      throw ValueError("[stack] expects each tensor to be equal size, but got " + shape_str(s0) + " at entry 0 and " + shape_str(ts[k].sizes()) + " at entry " + std::to_string(k));
+    dt = promote_types(dt, ts[k].dtype());
   }
-  finish_output(c, out);
+  const int64_t d = wrap_dim(c.attrs[1].i, (int64_t)s0.size() + 1, "stack");
+  Shape shape = s0;
+  shape.insert(shape.begin() + d, (int64_t)ts.size());
+  join_copy(c, shape, d, true, dt, nullptr);
 }
 
 void k_flip(Call& c) {

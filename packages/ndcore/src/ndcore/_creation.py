@@ -134,7 +134,7 @@ def ones(*size, dtype=None, device=None, requires_grad=False, out=None):
 
 def _like(fn):
     def like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
-        return fn(*input.shape, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad, **kw)
+        return fn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad, **kw)
     like.__name__ = fn.__name__ + "_like"
     return like
 

@@ -67,14 +67,17 @@ def count_nonzero(self, dim=None):
 def softmax(self, dim, dtype=None):
     """softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
     x = self if dtype is None else self.to(dtype)
-    e = (x - x.amax(dim, keepdim=True).detach()).exp()
-    return e / e.sum(dim, keepdim=True)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"[softmax] expected a floating point input (or dtype=), got {x.dtype.name}")
+    return _C._softmax(x, dim, False)
 
 
 def log_softmax(self, dim, dtype=None):
     """log_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
     x = self if dtype is None else self.to(dtype)
-    return x - x.logsumexp(dim, keepdim=True)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"[log_softmax] expected a floating point input (or dtype=), got {x.dtype.name}")
+    return _C._log_softmax(x, dim, False)
 
 
 def dot(self, other):
@@ -98,6 +101,8 @@ def outer(self, vec2):
 
 def trace(self):
     """trace(Tensor self) -> Tensor"""
+    if _C._autocast_active():
+        self, = _C._autocast_inputs('fp32', [self])
     if self.dim() != 2:
         raise ValueError(f"[trace] expected a matrix, got shape {tuple(self.shape)}")
     return self.diagonal().sum()
@@ -110,25 +115,12 @@ def lerp(self, end, weight):
 
 def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
     """baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    if _C._autocast_active():
+        self, batch1, batch2 = _C._autocast_inputs('lower', [self, batch1, batch2])
     prod = batch1.bmm(batch2)
     if alpha != 1:
         prod = prod * alpha
     return prod if beta == 0 else self * beta + prod if beta != 1 else self + prod
-
-
-def stack(tensors, dim=0, *, axis=None):
-    """stack(Tensor[] tensors, int dim|axis=0) -> Tensor"""
-    if axis is not None:
-        dim = axis
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("[stack] expects a non-empty list of tensors")
-    shape = tuple(tensors[0].shape)
-    for i, t in enumerate(tensors):
-        if tuple(t.shape) != shape:
-            raise ValueError(f"[stack] expects each tensor to be equal size, but got {shape} at entry 0 and {tuple(t.shape)} at entry {i}")
-    d = dim if dim >= 0 else dim + len(shape) + 1
-    return _C.cat([t.unsqueeze(d) for t in tensors], d)
 
 
 def linalg_vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -321,18 +313,6 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
     return out.requires_grad_(True) if requires_grad else out
 
 
-def take(self, index):
-    """take(Tensor self, Tensor index) -> Tensor"""
-    if index.dtype.is_floating_point or index.dtype == _C.bool:
-        raise TypeError(f"[take] expected an integer index tensor, got {index.dtype.name}")
-    n = self.numel()
-    if index.numel():
-        lo, hi = index.amin().item(), index.amax().item()
-        if lo < -n or hi >= n:
-            raise IndexError(f"[take] index {hi if hi >= n else lo} is out of bounds for a tensor with {n} elements")
-    return self.reshape(-1).index_select(0, index.reshape(-1)).reshape(index.shape)
-
-
 def take_along_dim(self, indices, dim=None):
     """take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor"""
     if dim is None:
@@ -418,11 +398,13 @@ def cross(self, other, dim=None):
     dim %= len(shape)
     a0, a1, a2 = self.expand(shape).unbind(dim)
     b0, b1, b2 = other.expand(shape).unbind(dim)
-    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim)
+    return _C.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim)
 
 
 def cdist(x1, x2, p=2.0):
     """cdist(Tensor x1, Tensor x2, float p=2.0) -> Tensor"""
+    if _C._autocast_active():
+        x1, x2 = _C._autocast_inputs('fp32', [x1, x2])
     if x1.dim() < 2 or x2.dim() < 2 or x1.shape[-1] != x2.shape[-1]:
         raise ValueError(f"[cdist] expected inputs (..., P, M) and (..., R, M), got shapes {tuple(x1.shape)} and {tuple(x2.shape)}")
     if p < 0:
@@ -439,6 +421,230 @@ def cdist(x1, x2, p=2.0):
     return diff.pow(p).sum(-1).pow(1.0 / p)
 
 
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):
+    """layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, bool cudnn_enable=True) -> Tensor"""
+    shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
+    return _C.native_layer_norm(input, shape, weight, bias, eps)[0]
+
+
+def batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled=True):
+    """batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled=True) -> Tensor"""
+    return _C.native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
+    """group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor"""
+    if input.dim() < 2:
+        raise ValueError(f"[group_norm] expected an input of shape (N, C, *), got {tuple(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    hw = input.numel() // max(n * c, 1) if n * c else __import__("math").prod(input.shape[2:])
+    return _C.native_group_norm(input, weight, bias, n, c, hw, num_groups, eps)[0]
+
+
+def instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn_enabled=True):
+    """instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool use_input_stats, float momentum, float eps, bool cudnn_enabled=True) -> Tensor"""
+    if input.dim() < 2:
+        raise ValueError(f"[instance_norm] expected an input of shape (N, C, *), got {tuple(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    shape = [1, n * c] + list(input.shape[2:])
+    rm = None if running_mean is None else running_mean.repeat(n)
+    rv = None if running_var is None else running_var.repeat(n)
+    w = None if weight is None else weight.repeat(n)
+    b = None if bias is None else bias.repeat(n)
+    out = _C.native_batch_norm(input.reshape(shape), w, b, rm, rv, use_input_stats, momentum, eps)[0]
+    if running_mean is not None and use_input_stats:  # fold the per-instance stats back into (C,)
+        running_mean.copy_(rm.reshape(n, c).mean(0))
+    if running_var is not None and use_input_stats:
+        running_var.copy_(rv.reshape(n, c).mean(0))
+    return out.reshape(input.shape)
+
+
+def cross_entropy_loss(self, target, weight=None, reduction='mean', ignore_index=-100, label_smoothing=0.0):
+    """cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, str reduction='mean', int ignore_index=-100, float label_smoothing=0.0) -> Tensor"""
+    if _C._autocast_active():
+        self, target, weight = _C._autocast_inputs('fp32', [self, target, weight])
+    from ndcore._nn import cross_entropy_loss as _ce
+    return _ce(self, target, weight, reduction, ignore_index, label_smoothing)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction='mean', zero_infinity=False):
+    """ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, str reduction='mean', bool zero_infinity=False) -> Tensor"""
+    from ndcore._nn import ctc_loss as _ctc
+    return _ctc(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)
+
+
+def _conv_nd(name, dims, input, weight, bias, stride, padding, dilation, groups, transposed, output_padding):
+    """_conv_nd(str name, int dims, Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, bool transposed, int[] output_padding) -> Tensor"""
+    def per_dim(v, what):
+        v = [v] * dims if isinstance(v, int) else list(v)
+        v = v * dims if len(v) == 1 else v
+        if len(v) != dims:
+            raise ValueError(f"[{name}] expected {what} to be a single integer value or a list of {dims} values to match "
+                             f"the convolution dimensions, but got {what}={v}")
+        return v
+    if input.dim() not in (dims + 1, dims + 2):
+        raise ValueError(f"[{name}] expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input, but got input of "
+                         f"shape {tuple(input.shape)}")
+    unbatched = input.dim() == dims + 1
+    x = input.unsqueeze(0) if unbatched else input
+    stride, dilation = per_dim(stride, "stride"), per_dim(dilation, "dilation")
+    output_padding = per_dim(output_padding, "output_padding")
+    if isinstance(padding, str):
+        if transposed or padding not in ("same", "valid"):
+            raise ValueError(f"[{name}] invalid padding string {padding!r}, should be one of 'valid' or 'same'")
+        if padding == "valid":
+            padding = [0] * dims
+        else:
+            if any(s != 1 for s in stride):
+                raise ValueError(f"[{name}] padding='same' is not supported for strided convolutions, got stride={stride}")
+            if weight.dim() != dims + 2:
+                raise ValueError(f"[{name}] expected weight of {dims + 2} dims, got shape {tuple(weight.shape)}")
+            total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+            padding = [t // 2 for t in total]
+            extra = [t - 2 * (t // 2) for t in total]
+            if any(extra):  # torch pads the odd element on the right, then convolves symmetrically
+                pad = []
+                for e in reversed(extra):
+                    pad += [0, e]
+                x = x.constant_pad_nd(pad)
+    else:
+        padding = per_dim(padding, "padding")
+    try:
+        out = _C.convolution(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+    except (ValueError, TypeError) as e:  # the kernel's checks, named after the public op
+        raise type(e)(str(e).replace("[convolution]", f"[{name}]", 1)) from None
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv1d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] dilation=1, int groups=1) -> Tensor"""
+    return _conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups, False, 0)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] dilation=1, int groups=1) -> Tensor"""
+    return _conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups, False, 0)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv3d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] dilation=1, int groups=1) -> Tensor"""
+    return _conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups, False, 0)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """conv_transpose1d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] output_padding=0, int groups=1, int[] dilation=1) -> Tensor"""
+    return _conv_nd("conv_transpose1d", 1, input, weight, bias, stride, padding, dilation, groups, True, output_padding)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """conv_transpose2d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] output_padding=0, int groups=1, int[] dilation=1) -> Tensor"""
+    return _conv_nd("conv_transpose2d", 2, input, weight, bias, stride, padding, dilation, groups, True, output_padding)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """conv_transpose3d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] output_padding=0, int groups=1, int[] dilation=1) -> Tensor"""
+    return _conv_nd("conv_transpose3d", 3, input, weight, bias, stride, padding, dilation, groups, True, output_padding)
+
+
+def max_pool1d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
+    """max_pool1d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
+    return _C.max_pool1d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+
+
+def max_pool2d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
+    return _C.max_pool2d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+
+
+def max_pool3d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
+    """max_pool3d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
+    return _C.max_pool3d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+
+
+def _adaptive_output_size(name, dims, self, output_size):
+    """_adaptive_output_size(str name, int dims, Tensor self, int[] output_size) -> int[]"""
+    if self.dim() not in (dims + 1, dims + 2):
+        raise ValueError(f"[{name}] expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input, got shape {tuple(self.shape)}")
+    size = [output_size] * dims if output_size is None or isinstance(output_size, int) else list(output_size)
+    if len(size) != dims:
+        raise ValueError(f"[{name}] output_size must have {dims} elements, got {output_size}")
+    return [self.shape[self.dim() - dims + i] if s is None else s for i, s in enumerate(size)]
+
+
+def adaptive_avg_pool1d(self, output_size):
+    """adaptive_avg_pool1d(Tensor self, int[] output_size) -> Tensor"""
+    size = _adaptive_output_size("adaptive_avg_pool1d", 1, self, output_size)
+    return _C._adaptive_avg_pool2d(self.unsqueeze(-2), [1] + size).squeeze(-2)
+
+
+def adaptive_avg_pool2d(self, output_size):
+    """adaptive_avg_pool2d(Tensor self, int[] output_size) -> Tensor"""
+    return _C._adaptive_avg_pool2d(self, _adaptive_output_size("adaptive_avg_pool2d", 2, self, output_size))
+
+
+def adaptive_avg_pool3d(self, output_size):
+    """adaptive_avg_pool3d(Tensor self, int[] output_size) -> Tensor"""
+    return _C._adaptive_avg_pool3d(self, _adaptive_output_size("adaptive_avg_pool3d", 3, self, output_size))
+
+
+def adaptive_max_pool1d(self, output_size):
+    """adaptive_max_pool1d(Tensor self, int[] output_size) -> (Tensor output, Tensor indices)"""
+    size = _adaptive_output_size("adaptive_max_pool1d", 1, self, output_size)
+    out, idx = _C.adaptive_max_pool2d(self.unsqueeze(-2), [1] + size)
+    return out.squeeze(-2), idx.squeeze(-2)
+
+
+def max_unpool1d(self, indices, output_size):
+    """max_unpool1d(Tensor self, Tensor indices, int[] output_size) -> Tensor"""
+    size = [output_size] if isinstance(output_size, int) else list(output_size)
+    return _C.max_unpool2d(self.unsqueeze(-2), indices.unsqueeze(-2), [1] + size[-1:]).squeeze(-2)
+
+
+def pixel_shuffle(self, upscale_factor):
+    """pixel_shuffle(Tensor self, int upscale_factor) -> Tensor"""
+    r = upscale_factor
+    if self.dim() < 3:
+        raise ValueError(f"[pixel_shuffle] expected a tensor of at least 3 dims, got shape {tuple(self.shape)}")
+    if r <= 0:
+        raise ValueError(f"[pixel_shuffle] upscale_factor must be greater than 0, got {r}")
+    *lead, c, h, w = self.shape
+    if c % (r * r):
+        raise ValueError(f"[pixel_shuffle] channels ({c}) of input shape {tuple(self.shape)} must be divisible by "
+                         f"upscale_factor squared ({r * r})")
+    n = len(lead)
+    x = self.reshape(list(lead) + [c // (r * r), r, r, h, w])
+    return x.permute(list(range(n)) + [n, n + 3, n + 1, n + 4, n + 2]).reshape(list(lead) + [c // (r * r), h * r, w * r])
+
+
+def pixel_unshuffle(self, downscale_factor):
+    """pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor"""
+    r = downscale_factor
+    if self.dim() < 3:
+        raise ValueError(f"[pixel_unshuffle] expected a tensor of at least 3 dims, got shape {tuple(self.shape)}")
+    if r <= 0:
+        raise ValueError(f"[pixel_unshuffle] downscale_factor must be greater than 0, got {r}")
+    *lead, c, h, w = self.shape
+    if h % r or w % r:
+        raise ValueError(f"[pixel_unshuffle] height ({h}) and width ({w}) of input shape {tuple(self.shape)} must be "
+                         f"divisible by downscale_factor ({r})")
+    n = len(lead)
+    x = self.reshape(list(lead) + [c, h // r, r, w // r, r])
+    return x.permute(list(range(n)) + [n, n + 2, n + 4, n + 1, n + 3]).reshape(list(lead) + [c * r * r, h // r, w // r])
+
+
+def channel_shuffle(self, groups):
+    """channel_shuffle(Tensor self, int groups) -> Tensor"""
+    if self.dim() < 3:
+        raise ValueError(f"[channel_shuffle] expected a tensor of at least 3 dims, got shape {tuple(self.shape)}")
+    if groups <= 0:
+        raise ValueError(f"[channel_shuffle] number of groups must be positive, got {groups}")
+    n, c = self.shape[0], self.shape[1]
+    if c % groups:
+        raise ValueError(f"[channel_shuffle] number of channels ({c}) must be divisible by groups ({groups})")
+    rest = list(self.shape[2:])
+    return self.reshape([n, groups, c // groups] + rest).transpose(1, 2).reshape([n, c] + rest)
+
+
 COMPOSITES = {
     'var': (var, ('function', 'method')),
     'std': (std, ('function', 'method')),
@@ -453,7 +659,6 @@ COMPOSITES = {
     'trace': (trace, ('function', 'method')),
     'lerp': (lerp, ('function', 'method')),
     'baddbmm': (baddbmm, ('function', 'method')),
-    'stack': (stack, ('function',)),
     'linalg_vector_norm': (linalg_vector_norm, ('function',)),
     'linalg_matrix_norm': (linalg_matrix_norm, ('function',)),
     'linalg_norm': (linalg_norm, ('function',)),
@@ -466,7 +671,6 @@ COMPOSITES = {
     'einsum': (einsum, ('function',)),
     'tensordot': (tensordot, ('function',)),
     'logspace': (logspace, ('function',)),
-    'take': (take, ('function', 'method')),
     'take_along_dim': (take_along_dim, ('function', 'method')),
     'masked_select': (masked_select, ('function', 'method')),
     'masked_scatter_': (masked_scatter_, ('method',)),
@@ -476,4 +680,29 @@ COMPOSITES = {
     'rot90': (rot90, ('function', 'method')),
     'cross': (cross, ('function', 'method')),
     'cdist': (cdist, ('function',)),
+    'layer_norm': (layer_norm, ('function',)),
+    'batch_norm': (batch_norm, ('function',)),
+    'group_norm': (group_norm, ('function',)),
+    'instance_norm': (instance_norm, ('function',)),
+    'cross_entropy_loss': (cross_entropy_loss, ('function',)),
+    'ctc_loss': (ctc_loss, ('function',)),
+    '_conv_nd': (_conv_nd, ('function',)),
+    'conv1d': (conv1d, ('function',)),
+    'conv2d': (conv2d, ('function',)),
+    'conv3d': (conv3d, ('function',)),
+    'conv_transpose1d': (conv_transpose1d, ('function',)),
+    'conv_transpose2d': (conv_transpose2d, ('function',)),
+    'conv_transpose3d': (conv_transpose3d, ('function',)),
+    'max_pool1d': (max_pool1d, ('function',)),
+    'max_pool2d': (max_pool2d, ('function',)),
+    'max_pool3d': (max_pool3d, ('function',)),
+    '_adaptive_output_size': (_adaptive_output_size, ('function',)),
+    'adaptive_avg_pool1d': (adaptive_avg_pool1d, ('function',)),
+    'adaptive_avg_pool2d': (adaptive_avg_pool2d, ('function',)),
+    'adaptive_avg_pool3d': (adaptive_avg_pool3d, ('function',)),
+    'adaptive_max_pool1d': (adaptive_max_pool1d, ('function',)),
+    'max_unpool1d': (max_unpool1d, ('function',)),
+    'pixel_shuffle': (pixel_shuffle, ('function',)),
+    'pixel_unshuffle': (pixel_unshuffle, ('function',)),
+    'channel_shuffle': (channel_shuffle, ('function',)),
 }

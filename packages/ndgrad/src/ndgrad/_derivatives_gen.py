@@ -5,6 +5,7 @@ on any device and can themselves be differentiated."""
 # ruff: noqa
 from ndgrad._helpers import *  # the _*_backward helpers formulas call
 from ndgrad._linalg_helpers import *
+from ndcore import _C, _nn  # backward rows (_C.<name>_backward) and nn gradient helpers
 
 
 def d_exp(grads, inputs, attrs, results, needs):
@@ -787,6 +788,16 @@ def d_triu(grads, inputs, attrs, results, needs):
     return (grad.triu(diagonal),)
 
 
+def d_stack(grads, inputs, attrs, results, needs):
+    _i = 0
+    tensors = list(inputs[_i:_i + attrs['tensors']])
+    _i += attrs['tensors']
+    dim = attrs['dim']
+    grad = grads[0]
+    result = results[0]
+    return (*_per_input(grad.unbind(dim), len(tensors)),)
+
+
 def d_linalg_inv(grads, inputs, attrs, results, needs):
     A, = inputs
     grad = grads[0]
@@ -939,6 +950,540 @@ def d_index_copy(grads, inputs, attrs, results, needs):
     return ((grad.index_copy(dim, index, grad.new_zeros(source.shape))) if needs[0] else None, None, (grad.index_select(dim, index)) if needs[2] else None)
 
 
+def d_take(grads, inputs, attrs, results, needs):
+    self, index = inputs
+    grad = grads[0]
+    result = results[0]
+    return ((grad.new_zeros(self.numel()).index_add(0, index.reshape(-1), grad.reshape(-1)).reshape(self.shape)) if needs[0] else None, None)
+
+
+def d__softmax(grads, inputs, attrs, results, needs):
+    self, = inputs
+    dim = attrs['dim']
+    half_to_float = attrs['half_to_float']
+    grad = grads[0]
+    result = results[0]
+    return (_C._softmax_backward_data(grad, result, dim, self.dtype),)
+
+
+def d__log_softmax(grads, inputs, attrs, results, needs):
+    self, = inputs
+    dim = attrs['dim']
+    half_to_float = attrs['half_to_float']
+    grad = grads[0]
+    result = results[0]
+    return (_C._log_softmax_backward_data(grad, result, dim, self.dtype),)
+
+
+def d__softmax_backward_data(grads, inputs, attrs, results, needs):
+    grad_output, output = inputs
+    dim = attrs['dim']
+    input_dtype = attrs['input_dtype']
+    grad = grads[0]
+    result = results[0]
+    return ((_C._softmax_backward_data(grad, output, dim, input_dtype)) if needs[0] else None, (grad * (grad_output - (grad_output * output).sum(dim, keepdim=True)) - (grad * output).sum(dim, keepdim=True) * grad_output) if needs[1] else None)
+
+
+def d__log_softmax_backward_data(grads, inputs, attrs, results, needs):
+    grad_output, output = inputs
+    dim = attrs['dim']
+    input_dtype = attrs['input_dtype']
+    grad = grads[0]
+    result = results[0]
+    return ((grad - (grad * output.exp()).sum(dim, keepdim=True)) if needs[0] else None, (-grad * output.exp() * grad_output.sum(dim, keepdim=True)) if needs[1] else None)
+
+
+def d_native_layer_norm(grads, inputs, attrs, results, needs):
+    input, weight, bias = inputs
+    normalized_shape = attrs['normalized_shape']
+    eps = attrs['eps']
+    grad = grads[0]
+    out = results[0]
+    mean = results[1]
+    rstd = results[2]
+    return ((_nn.layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, eps, 0)) if needs[0] else None, (_nn.layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, eps, 1)) if needs[1] else None, (grad.sum(list(range(input.dim() - len(normalized_shape)))).to(bias.dtype)) if needs[2] else None)
+
+
+def d_native_batch_norm(grads, inputs, attrs, results, needs):
+    input, weight, bias, running_mean, running_var = inputs
+    training = attrs['training']
+    momentum = attrs['momentum']
+    eps = attrs['eps']
+    grad = grads[0]
+    out = results[0]
+    save_mean = results[1]
+    save_invstd = results[2]
+    return ((_nn.batch_norm_backward(grad, input, weight, running_mean, running_var, save_mean, save_invstd, training, eps, 0)) if needs[0] else None, (_nn.batch_norm_backward(grad, input, weight, running_mean, running_var, save_mean, save_invstd, training, eps, 1)) if needs[1] else None, (grad.sum([0] + list(range(2, grad.dim()))).to(bias.dtype)) if needs[2] else None, None, None)
+
+
+def d_native_group_norm(grads, inputs, attrs, results, needs):
+    input, weight, bias = inputs
+    N = attrs['N']
+    C = attrs['C']
+    HxW = attrs['HxW']
+    group = attrs['group']
+    eps = attrs['eps']
+    grad = grads[0]
+    out = results[0]
+    mean = results[1]
+    rstd = results[2]
+    return ((_nn.group_norm_backward(grad, input, mean, rstd, weight, N, C, HxW, group, eps, 0)) if needs[0] else None, (_nn.group_norm_backward(grad, input, mean, rstd, weight, N, C, HxW, group, eps, 1)) if needs[1] else None, (grad.reshape(N, C, -1).sum([0, 2]).to(bias.dtype)) if needs[2] else None)
+
+
+def d_nll_loss(grads, inputs, attrs, results, needs):
+    self, target, weight = inputs
+    reduction = attrs['reduction']
+    ignore_index = attrs['ignore_index']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.nll_loss_backward(grad, self, target, weight, reduction, ignore_index)) if needs[0] else None, None, None)
+
+
+def d_nll_loss_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, target, weight = inputs
+    reduction = attrs['reduction']
+    ignore_index = attrs['ignore_index']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.nll_loss(grad, target, weight, reduction, ignore_index)) if needs[0] else None, None, None, None)
+
+
+def d_binary_cross_entropy(grads, inputs, attrs, results, needs):
+    self, target, weight = inputs
+    reduction = attrs['reduction']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.binary_cross_entropy_backward(grad, self, target, weight, reduction)) if needs[0] else None, ((grad if reduction == 'none' else grad.expand(self.shape) / (self.numel() if reduction == 'mean' else 1)) * ((1 - self).log().clamp(min=-100) - self.log().clamp(min=-100)) * (1 if weight is None else weight)) if needs[1] else None, None)
+
+
+def d_binary_cross_entropy_with_logits(grads, inputs, attrs, results, needs):
+    self, target, weight, pos_weight = inputs
+    reduction = attrs['reduction']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.binary_cross_entropy_with_logits_backward(grad, self, target, weight, pos_weight, reduction)) if needs[0] else None, (_C.binary_cross_entropy_with_logits_target_backward(grad, self, target, weight, pos_weight, reduction)) if needs[1] else None, None, None)
+
+
+def d__ctc_loss(grads, inputs, attrs, results, needs):
+    log_probs, targets = inputs
+    input_lengths = attrs['input_lengths']
+    target_lengths = attrs['target_lengths']
+    blank = attrs['blank']
+    zero_infinity = attrs['zero_infinity']
+    grad = grads[0]
+    neg_log_likelihood = results[0]
+    log_alpha = results[1]
+    return ((_C._ctc_loss_backward(grad, log_probs, targets, input_lengths, target_lengths, neg_log_likelihood, log_alpha, blank, zero_infinity)) if needs[0] else None, None)
+
+
+def d_native_dropout(grads, inputs, attrs, results, needs):
+    input, = inputs
+    p = attrs['p']
+    train = attrs['train']
+    grad = grads[0]
+    output = results[0]
+    mask = results[1]
+    return (_C.native_dropout_backward(grad, mask, (1.0 / (1.0 - p) if p < 1 else 0.0) if train is not False else 1.0),)
+
+
+def d_native_dropout_backward(grads, inputs, attrs, results, needs):
+    grad_output, mask = inputs
+    scale = attrs['scale']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.native_dropout_backward(grad, mask, scale)) if needs[0] else None, None)
+
+
+def d_convolution(grads, inputs, attrs, results, needs):
+    input, weight, bias = inputs
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    transposed = attrs['transposed']
+    output_padding = attrs['output_padding']
+    groups = attrs['groups']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.convolution_backward(input, weight, stride, padding, dilation, transposed, output_padding, groups, [1, 0, 0])[0]) if needs[0] else None, (grad.convolution_backward(input, weight, stride, padding, dilation, transposed, output_padding, groups, [0, 1, 0])[1]) if needs[1] else None, (grad.convolution_backward(input, weight, stride, padding, dilation, transposed, output_padding, groups, [0, 0, 1])[2]) if needs[2] else None)
+
+
+def d_convolution_backward(grads, inputs, attrs, results, needs):
+    grad_output, input, weight = inputs
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    transposed = attrs['transposed']
+    output_padding = attrs['output_padding']
+    groups = attrs['groups']
+    output_mask = attrs['output_mask']
+    grad = grads[0]
+    grad_input = results[0]
+    grad_weight = results[1]
+    grad_bias = results[2]
+    return ((sum(t for t in (None if grads[0] is None else (grads[0].convolution_backward(grad_output, weight, stride, padding, dilation, True, [xs - ((ls - 1) * st - 2 * pd + dl * (k - 1) + 1) for xs, ls, st, pd, dl, k in zip(input.shape[2:], grad_output.shape[2:], (lambda v, n: list(v) * n if len(v) == 1 else list(v))(stride, input.dim() - 2), (lambda v, n: list(v) * n if len(v) == 1 else list(v))(padding, input.dim() - 2), (lambda v, n: list(v) * n if len(v) == 1 else list(v))(dilation, input.dim() - 2), weight.shape[2:])], groups, [1, 0, 0])[0] if not transposed else grads[0].convolution_backward(grad_output, weight, stride, padding, dilation, False, [0], groups, [1, 0, 0])[0]), None if grads[1] is None else (input.convolution_backward(grad_output, grads[1], stride, padding, dilation, True, [xs - ((ls - 1) * st - 2 * pd + dl * (k - 1) + 1) for xs, ls, st, pd, dl, k in zip(input.shape[2:], grad_output.shape[2:], (lambda v, n: list(v) * n if len(v) == 1 else list(v))(stride, input.dim() - 2), (lambda v, n: list(v) * n if len(v) == 1 else list(v))(padding, input.dim() - 2), (lambda v, n: list(v) * n if len(v) == 1 else list(v))(dilation, input.dim() - 2), weight.shape[2:])], groups, [1, 0, 0])[0] if not transposed else input.convolution_backward(grad_output, grads[1], stride, padding, dilation, False, [0], groups, [1, 0, 0])[0]), None if grads[2] is None else grads[2].reshape([1, -1] + [1] * (input.dim() - 2))) if t is not None)) if needs[0] else None, (None if grads[1] is None else grad_output.convolution_backward(input, grads[1], stride, padding, dilation, transposed, output_padding, groups, [1, 0, 0])[0]) if needs[1] else None, (None if grads[0] is None else grad_output.convolution_backward(grads[0], weight, stride, padding, dilation, transposed, output_padding, groups, [0, 1, 0])[1]) if needs[2] else None)
+
+
+def d_max_pool1d_with_indices(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    output = results[0]
+    indices = results[1]
+    return (grad.unsqueeze(-2).max_pool2d_with_indices_backward(self.unsqueeze(-2), [1], [1], [0], [1], ceil_mode, indices.unsqueeze(-2)).squeeze(-2),)
+
+
+def d_max_pool2d_with_indices(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    output = results[0]
+    indices = results[1]
+    return (grad.max_pool2d_with_indices_backward(self, kernel_size, stride, padding, dilation, ceil_mode, indices),)
+
+
+def d_max_pool3d_with_indices(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    output = results[0]
+    indices = results[1]
+    return (grad.max_pool3d_with_indices_backward(self, kernel_size, stride, padding, dilation, ceil_mode, indices),)
+
+
+def d_max_pool2d_with_indices_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, indices = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-2).gather(-1, indices.flatten(-2)).reshape(indices.shape)) if needs[0] else None, None, None)
+
+
+def d_max_pool3d_with_indices_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, indices = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-3).gather(-1, indices.flatten(-3)).reshape(indices.shape)) if needs[0] else None, None, None)
+
+
+def d_avg_pool1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    ceil_mode = attrs['ceil_mode']
+    count_include_pad = attrs['count_include_pad']
+    grad = grads[0]
+    result = results[0]
+    return (grad.unsqueeze(-2).avg_pool2d_backward(self.unsqueeze(-2), [1] + list(kernel_size), [1] + list(stride or kernel_size), [0] + list(padding or [0]), ceil_mode, count_include_pad, None).squeeze(-2),)
+
+
+def d_avg_pool2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    ceil_mode = attrs['ceil_mode']
+    count_include_pad = attrs['count_include_pad']
+    divisor_override = attrs['divisor_override']
+    grad = grads[0]
+    result = results[0]
+    return (grad.avg_pool2d_backward(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),)
+
+
+def d_avg_pool3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    ceil_mode = attrs['ceil_mode']
+    count_include_pad = attrs['count_include_pad']
+    divisor_override = attrs['divisor_override']
+    grad = grads[0]
+    result = results[0]
+    return (grad.avg_pool3d_backward(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),)
+
+
+def d__adaptive_avg_pool2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    grad = grads[0]
+    result = results[0]
+    return (grad._adaptive_avg_pool2d_backward(self),)
+
+
+def d__adaptive_avg_pool3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    grad = grads[0]
+    result = results[0]
+    return (grad._adaptive_avg_pool3d_backward(self),)
+
+
+def d_adaptive_max_pool2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    grad = grads[0]
+    output = results[0]
+    indices = results[1]
+    return (grad.adaptive_max_pool2d_backward(self, indices),)
+
+
+def d_adaptive_max_pool3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    grad = grads[0]
+    output = results[0]
+    indices = results[1]
+    return (grad.adaptive_max_pool3d_backward(self, indices),)
+
+
+def d_adaptive_max_pool2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, indices = inputs
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-2).gather(-1, indices.flatten(-2)).reshape(indices.shape)) if needs[0] else None, None, None)
+
+
+def d_adaptive_max_pool3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, indices = inputs
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-3).gather(-1, indices.flatten(-3)).reshape(indices.shape)) if needs[0] else None, None, None)
+
+
+def d_max_unpool2d(grads, inputs, attrs, results, needs):
+    self, indices = inputs
+    output_size = attrs['output_size']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-2).gather(-1, indices.flatten(-2)).reshape(indices.shape)) if needs[0] else None, None)
+
+
+def d_max_unpool3d(grads, inputs, attrs, results, needs):
+    self, indices = inputs
+    output_size = attrs['output_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.flatten(-3).gather(-1, indices.flatten(-3)).reshape(indices.shape)) if needs[0] else None, None)
+
+
+def d_im2col(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    dilation = attrs['dilation']
+    padding = attrs['padding']
+    stride = attrs['stride']
+    grad = grads[0]
+    result = results[0]
+    return (grad.col2im(list(self.shape[-2:]), kernel_size, dilation, padding, stride),)
+
+
+def d_col2im(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    kernel_size = attrs['kernel_size']
+    dilation = attrs['dilation']
+    padding = attrs['padding']
+    stride = attrs['stride']
+    grad = grads[0]
+    result = results[0]
+    return (grad.im2col(kernel_size, dilation, padding, stride),)
+
+
+def d_upsample_nearest1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_nearest1d_backward(output_size, list(self.shape), scales),)
+
+
+def d_upsample_nearest2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_nearest2d_backward(output_size, list(self.shape), scales_h, scales_w),)
+
+
+def d_upsample_nearest3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_nearest3d_backward(output_size, list(self.shape), scales_d, scales_h, scales_w),)
+
+
+def d__upsample_nearest_exact1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (grad._upsample_nearest_exact1d_backward(output_size, list(self.shape), scales),)
+
+
+def d__upsample_nearest_exact2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad._upsample_nearest_exact2d_backward(output_size, list(self.shape), scales_h, scales_w),)
+
+
+def d__upsample_nearest_exact3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad._upsample_nearest_exact3d_backward(output_size, list(self.shape), scales_d, scales_h, scales_w),)
+
+
+def d_upsample_linear1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    align_corners = attrs['align_corners']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_linear1d_backward(output_size, list(self.shape), align_corners, scales),)
+
+
+def d_upsample_bilinear2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    align_corners = attrs['align_corners']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_bilinear2d_backward(output_size, list(self.shape), align_corners, scales_h, scales_w),)
+
+
+def d_upsample_bicubic2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    align_corners = attrs['align_corners']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_bicubic2d_backward(output_size, list(self.shape), align_corners, scales_h, scales_w),)
+
+
+def d_upsample_trilinear3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    output_size = attrs['output_size']
+    align_corners = attrs['align_corners']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (grad.upsample_trilinear3d_backward(output_size, list(self.shape), align_corners, scales_d, scales_h, scales_w),)
+
+
+def d_constant_pad_nd(grads, inputs, attrs, results, needs):
+    self, = inputs
+    pad = attrs['pad']
+    value = attrs['value']
+    grad = grads[0]
+    result = results[0]
+    return (grad.constant_pad_nd([-p for p in pad]),)
+
+
+def d_reflection_pad1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.reflection_pad1d_backward(self, padding),)
+
+
+def d_reflection_pad2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.reflection_pad2d_backward(self, padding),)
+
+
+def d_reflection_pad3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.reflection_pad3d_backward(self, padding),)
+
+
+def d_replication_pad1d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.replication_pad1d_backward(self, padding),)
+
+
+def d_replication_pad2d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.replication_pad2d_backward(self, padding),)
+
+
+def d_replication_pad3d(grads, inputs, attrs, results, needs):
+    self, = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return (grad.replication_pad3d_backward(self, padding),)
+
+
+def d_grid_sampler_2d(grads, inputs, attrs, results, needs):
+    input, grid = inputs
+    interpolation_mode = attrs['interpolation_mode']
+    padding_mode = attrs['padding_mode']
+    align_corners = attrs['align_corners']
+    grad = grads[0]
+    result = results[0]
+    return ((grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [1, 0])[0]) if needs[0] else None, (grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [0, 1])[1]) if needs[1] else None)
+
+
 # op name -> (formula, tensor input names, names the formula reads, list-valued inputs,
 #             inputs read for their shape/dtype only: saved without a version check)
 FORMULAS = {
@@ -1041,6 +1586,7 @@ FORMULAS = {
     'diag': (d_diag, ('self',), ('self',), (), ('self',)),
     'tril': (d_tril, ('self',), (), (), ()),
     'triu': (d_triu, ('self',), (), (), ()),
+    'stack': (d_stack, ('tensors',), (), ('tensors',), ()),
     'linalg_inv': (d_linalg_inv, ('A',), ('result',), (), ()),
     'linalg_solve': (d_linalg_solve, ('A', 'B'), ('A', 'B', 'result'), (), ()),
     'linalg_det': (d_linalg_det, ('A',), ('A', 'result'), (), ()),
@@ -1058,4 +1604,57 @@ FORMULAS = {
     'diag_embed': (d_diag_embed, ('self',), (), (), ()),
     'index_add': (d_index_add, ('self', 'index', 'source'), ('index',), (), ()),
     'index_copy': (d_index_copy, ('self', 'index', 'source'), ('index', 'source'), (), ()),
+    'take': (d_take, ('self', 'index'), ('index', 'self'), (), ('self',)),
+    '_softmax': (d__softmax, ('self',), ('result', 'self'), (), ('self',)),
+    '_log_softmax': (d__log_softmax, ('self',), ('result', 'self'), (), ('self',)),
+    '_softmax_backward_data': (d__softmax_backward_data, ('grad_output', 'output'), ('grad_output', 'output'), (), ()),
+    '_log_softmax_backward_data': (d__log_softmax_backward_data, ('grad_output', 'output'), ('grad_output', 'output'), (), ()),
+    'native_layer_norm': (d_native_layer_norm, ('input', 'weight', 'bias'), ('bias', 'input', 'mean', 'rstd', 'weight'), (), ()),
+    'native_batch_norm': (d_native_batch_norm, ('input', 'weight', 'bias', 'running_mean', 'running_var'), ('bias', 'input', 'running_mean', 'running_var', 'save_invstd', 'save_mean', 'weight'), (), ('running_mean', 'running_var')),
+    'native_group_norm': (d_native_group_norm, ('input', 'weight', 'bias'), ('bias', 'input', 'mean', 'rstd', 'weight'), (), ()),
+    'nll_loss': (d_nll_loss, ('self', 'target', 'weight'), ('self', 'target', 'weight'), (), ('self',)),
+    'nll_loss_backward': (d_nll_loss_backward, ('grad_output', 'self', 'target', 'weight'), ('target', 'weight'), (), ('self',)),
+    'binary_cross_entropy': (d_binary_cross_entropy, ('self', 'target', 'weight'), ('self', 'target', 'weight'), (), ()),
+    'binary_cross_entropy_with_logits': (d_binary_cross_entropy_with_logits, ('self', 'target', 'weight', 'pos_weight'), ('pos_weight', 'self', 'target', 'weight'), (), ()),
+    '_ctc_loss': (d__ctc_loss, ('log_probs', 'targets'), ('log_alpha', 'log_probs', 'neg_log_likelihood', 'targets'), (), ()),
+    'native_dropout': (d_native_dropout, ('input',), ('mask',), (), ()),
+    'native_dropout_backward': (d_native_dropout_backward, ('grad_output', 'mask'), ('mask',), (), ()),
+    'convolution': (d_convolution, ('input', 'weight', 'bias'), ('input', 'weight'), (), ()),
+    'convolution_backward': (d_convolution_backward, ('grad_output', 'input', 'weight'), ('grad_output', 'input', 'weight'), (), ()),
+    'max_pool1d_with_indices': (d_max_pool1d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
+    'max_pool2d_with_indices': (d_max_pool2d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
+    'max_pool3d_with_indices': (d_max_pool3d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
+    'max_pool2d_with_indices_backward': (d_max_pool2d_with_indices_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
+    'max_pool3d_with_indices_backward': (d_max_pool3d_with_indices_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
+    'avg_pool1d': (d_avg_pool1d, ('self',), ('self',), (), ('self',)),
+    'avg_pool2d': (d_avg_pool2d, ('self',), ('self',), (), ('self',)),
+    'avg_pool3d': (d_avg_pool3d, ('self',), ('self',), (), ('self',)),
+    '_adaptive_avg_pool2d': (d__adaptive_avg_pool2d, ('self',), ('self',), (), ('self',)),
+    '_adaptive_avg_pool3d': (d__adaptive_avg_pool3d, ('self',), ('self',), (), ('self',)),
+    'adaptive_max_pool2d': (d_adaptive_max_pool2d, ('self',), ('indices', 'self'), (), ('self',)),
+    'adaptive_max_pool3d': (d_adaptive_max_pool3d, ('self',), ('indices', 'self'), (), ('self',)),
+    'adaptive_max_pool2d_backward': (d_adaptive_max_pool2d_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
+    'adaptive_max_pool3d_backward': (d_adaptive_max_pool3d_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
+    'max_unpool2d': (d_max_unpool2d, ('self', 'indices'), ('indices',), (), ()),
+    'max_unpool3d': (d_max_unpool3d, ('self', 'indices'), ('indices',), (), ()),
+    'im2col': (d_im2col, ('self',), ('self',), (), ('self',)),
+    'col2im': (d_col2im, ('self',), (), (), ()),
+    'upsample_nearest1d': (d_upsample_nearest1d, ('self',), ('self',), (), ('self',)),
+    'upsample_nearest2d': (d_upsample_nearest2d, ('self',), ('self',), (), ('self',)),
+    'upsample_nearest3d': (d_upsample_nearest3d, ('self',), ('self',), (), ('self',)),
+    '_upsample_nearest_exact1d': (d__upsample_nearest_exact1d, ('self',), ('self',), (), ('self',)),
+    '_upsample_nearest_exact2d': (d__upsample_nearest_exact2d, ('self',), ('self',), (), ('self',)),
+    '_upsample_nearest_exact3d': (d__upsample_nearest_exact3d, ('self',), ('self',), (), ('self',)),
+    'upsample_linear1d': (d_upsample_linear1d, ('self',), ('self',), (), ('self',)),
+    'upsample_bilinear2d': (d_upsample_bilinear2d, ('self',), ('self',), (), ('self',)),
+    'upsample_bicubic2d': (d_upsample_bicubic2d, ('self',), ('self',), (), ('self',)),
+    'upsample_trilinear3d': (d_upsample_trilinear3d, ('self',), ('self',), (), ('self',)),
+    'constant_pad_nd': (d_constant_pad_nd, ('self',), (), (), ()),
+    'reflection_pad1d': (d_reflection_pad1d, ('self',), ('self',), (), ('self',)),
+    'reflection_pad2d': (d_reflection_pad2d, ('self',), ('self',), (), ('self',)),
+    'reflection_pad3d': (d_reflection_pad3d, ('self',), ('self',), (), ('self',)),
+    'replication_pad1d': (d_replication_pad1d, ('self',), ('self',), (), ('self',)),
+    'replication_pad2d': (d_replication_pad2d, ('self',), ('self',), (), ('self',)),
+    'replication_pad3d': (d_replication_pad3d, ('self',), ('self',), (), ('self',)),
+    'grid_sampler_2d': (d_grid_sampler_2d, ('input', 'grid'), ('grid', 'input'), (), ()),
 }

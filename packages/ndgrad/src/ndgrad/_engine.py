@@ -82,6 +82,8 @@ class Node:
     stack = None
     released = False
 
+    _single = False  # True when the node has one output: its tensors' out_nr is then 0
+
     def __init__(self, name, next_edges):
         self._name = name
         self.next_edges = next_edges  # per tensor input: (node, out_nr) or None
@@ -119,10 +121,25 @@ class Node:
 
 
 class OpNode(Node):
-    def __init__(self, op, formula, input_names, needs, next_edges, attrs, saved, out_meta):
-        super().__init__(_node_name(op), next_edges)
+    """A recorded table op. Built on every differentiable op, so its constructor is inlined
+    (no super().__init__) and the saved inputs and results are two plain lists."""
+
+    def __init__(self, op, formula, input_names, needs, next_edges, attrs, saved_inputs, saved_results, out_meta):
+        self._name = _NODE_NAMES.get(op) or _node_name(op)
+        self.next_edges = next_edges
+        self.seq = next(_seq)
+        if _anomaly["on"]:
+            self.stack = traceback.format_stack()[:-2]  # drop this frame and record's
         self.op, self.formula, self.input_names = op, formula, input_names
-        self.needs, self.attrs, self.saved, self.out_meta = needs, attrs, saved, out_meta
+        self.needs, self.attrs, self.out_meta = needs, attrs, out_meta
+        self.saved_inputs, self.saved_results = saved_inputs, saved_results
+        self._single = len(out_meta) == 1
+
+    @property
+    def saved(self):
+        if self.released:
+            return None
+        return {"inputs": self.saved_inputs, "results": self.saved_results}
 
     def apply(self, grads):
         if self.released:
@@ -131,12 +148,14 @@ class OpNode(Node):
                 f"have already been freed): [{self.op}] saved intermediate values of the graph are freed when you call "
                 f".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph "
                 f"a second time.")
-        inputs = [s.unpack() if isinstance(s, _Saved) else s for s in self.saved["inputs"]]
-        results = [s.unpack(self) if isinstance(s, _Saved) else s for s in self.saved["results"]]
+        inputs = [s.unpack() if type(s) is _Saved else s for s in self.saved_inputs]
+        results = self.saved_results
+        if results and results[0] is not None:
+            results = [s.unpack(self) for s in results]
         return self.formula(grads, inputs, self.attrs, results, self.needs)
 
     def release(self):
-        self.saved = None
+        self.saved_inputs = self.saved_results = None
         self.released = True
 
 
@@ -211,7 +230,8 @@ def edge_of(t):
 
 # ---- recording (called from ndcore's dispatcher) ---------------------------------------------
 _pending_inplace: list = []
-_OP_INFO: dict = {}  # op -> (names the formula reads, whether it reads results, flat input names)
+_OP_INFO: dict = {}  # op -> _op_info(FORMULAS[op])
+_NO_RESULTS = (None,)  # the results of an op whose formula reads none (formulas only read them)
 
 
 def record_pre(op, inputs, attrs):
@@ -229,61 +249,71 @@ def record_pre(op, inputs, attrs):
     _pending_inplace.append((old, target.grad_fn, target._ag.get("out_nr", 0), target.requires_grad))
 
 
-def record(op, inputs, attrs, outputs, inplace):
+def _op_info(entry):
+    """What `record` needs of a formula entry, computed once per op (and again if the entry is
+    replaced through register_formula)."""
+    formula, names, uses, list_names, meta_only = entry
+    uses_set = frozenset(uses)
+    reads_results = bool(uses_set - set(names))
+    plan = None  # (position, name, metadata_only) of each saved input, for ops without list inputs
+    if not list_names:
+        plan = tuple((k, n, n in meta_only) for k, n in enumerate(names) if n in uses_set)
+    return (entry, formula, names, uses_set, meta_only, reads_results, plan, list_names)
+
+
+def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
+    """Builds the node of one op; ndcore installs it as the outputs' grad_fn. See ndcore's Note
+    [Autograd hook protocol] for the arguments (edges, needs and meta are read in C++)."""
     entry = FORMULAS.get(op)
     pre = _pending_inplace.pop() if inplace and _pending_inplace else None
     if entry is None:
         raise RuntimeError(f"[{op}] has no derivative formula in the op table but an input requires grad")
-    formula, names, uses, list_names, meta_only = entry
     info = _OP_INFO.get(op)
-    if info is None:
-        uses_set = frozenset(uses)
-        info = _OP_INFO[op] = (uses_set, bool(uses_set - set(names)), names if not list_names else None)
-    uses, reads_results, flat_names = info
-    edges, needs = [], []
-    for k, t in enumerate(inputs):
-        if inplace and k == 0 and pre is not None:
-            _, old_fn, old_nr, old_req = pre
-            if old_fn is not None:
-                edges.append((old_fn, old_nr))
-            else:
-                edges.append(None)
-            needs.append(old_req)
-            continue
-        e = edge_of(t)
-        edges.append(e)
-        needs.append(e is not None)
+    if info is None or info[0] is not entry:
+        info = _OP_INFO[op] = _op_info(entry)
+    _, formula, names, uses, meta_only, reads_results, plan, list_names = info
+    if True in edges:  # leaves seen for the first time get their AccumulateGrad here
+        for k, e in enumerate(edges):
+            if e is True:
+                edges[k] = edge_of(inputs[k])
+    if pre is not None:
+        _, old_fn, old_nr, old_req = pre
+        edges[0] = (old_fn, old_nr) if old_fn is not None else None
+        needs[0] = old_req
     if op == "_copy_from" and outputs and outputs[0].requires_grad and outputs[0].grad_fn is None:
         raise RuntimeError("[copy_] a leaf Variable that requires grad is being used in an in-place operation.")
-    if flat_names is None:
+    saved_inputs = [None] * len(inputs)
+    if plan is not None:
+        for k, name, metadata_only in plan:
+            t = inputs[k]
+            if t is None:
+                continue
+            if inplace and k == 0:
+                saved_inputs[0] = pre[0] if pre is not None else None
+            else:
+                saved_inputs[k] = _Saved(t, op, name, metadata_only=metadata_only)
+    else:
         flat_names = [n for n in names for _ in range(attrs[n] if n in list_names else 1)]
-    saved_inputs = []
-    for k, t in enumerate(inputs):
-        name = flat_names[k]
-        if t is None or name not in uses:
-            saved_inputs.append(None)  # the formula never reads it: keep nothing alive
-        elif inplace and k == 0:
-            saved_inputs.append(pre[0] if pre is not None else None)
-        else:
-            saved_inputs.append(_Saved(t, op, name, metadata_only=name in meta_only))
-    results = [_Saved(t, op, "result", is_output=True, out_nr=i) if reads_results else None
-               for i, t in enumerate(outputs)]
-    meta = [(tuple(t.shape), t.dtype, t.device) for t in outputs]
-    node = OpNode(op, formula, names, needs, edges, attrs, {"inputs": saved_inputs, "results": results}, meta)
+        for k, t in enumerate(inputs):
+            name = flat_names[k]
+            if t is None or name not in uses:
+                continue  # the formula never reads it: keep nothing alive
+            if inplace and k == 0:
+                saved_inputs[0] = pre[0] if pre is not None else None
+            else:
+                saved_inputs[k] = _Saved(t, op, name, metadata_only=name in meta_only)
+    if reads_results:
+        results = [_Saved(t, op, "result", is_output=True, out_nr=i) for i, t in enumerate(outputs)]
+    else:
+        results = _NO_RESULTS if len(outputs) <= 1 else (None,) * len(outputs)
+    node = OpNode(op, formula, names, needs, edges, attrs, saved_inputs, results, meta)
     target_index = 1 if op == "_copy_from" else (0 if inplace else None)
     if target_index is not None and outputs:
         base = outputs[0]._base
         if base is not None:
             _rebase(node, outputs[0], base, target_index)
             return None
-    for i, t in enumerate(outputs):
-        if not t.dtype.is_floating_point:
-            continue
-        t._set_requires_grad_raw(True)
-        t.grad_fn = node
-        if i:
-            t._ag["out_nr"] = i
-    return None
+    return node
 
 
 def _rebase(op_node, view, base, target_index):
@@ -315,7 +345,10 @@ def _zeros_for(meta):
 
 
 def _accumulate(buffers, node, nr, g):
-    slot = buffers.setdefault(node, {})
+    slot = buffers.get(node)
+    if slot is None:
+        buffers[node] = {nr: g}
+        return
     prev = slot.get(nr)
     slot[nr] = g if prev is None else prev + g
 
@@ -330,20 +363,21 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         root_edges.append((e, g))
 
-    # dependency counts over the reachable graph
+    # dependency counts over the reachable graph (nodes hash by identity)
     deps: dict = {}
-    nodes = {}
+    nodes = set()
     stack = [e[0] for e, _ in root_edges]
     while stack:
         n = stack.pop()
-        if id(n) in nodes:
+        if n in nodes:
             continue
-        nodes[id(n)] = n
+        nodes.add(n)
         for e in n.next_edges:
             if e is not None:
-                deps[e[0]] = deps.get(e[0], 0) + 1
-                if id(e[0]) not in nodes:
-                    stack.append(e[0])
+                m = e[0]
+                deps[m] = deps.get(m, 0) + 1
+                if m not in nodes:
+                    stack.append(m)
     needed = None
     if capture is not None:
         needed = _prune(nodes, capture)
@@ -351,82 +385,106 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
     buffers: dict = {}
     for (node, nr), g in root_edges:
         _accumulate(buffers, node, nr, g)
+    # newest node first; seq numbers are unique, so the heap never compares nodes
     ready = []
     for node in {id(e[0]): e[0] for e, _ in root_edges}.values():
         if deps.get(node, 0) == 0:
-            heapq.heappush(ready, (-node.seq, id(node), node))
+            heapq.heappush(ready, (-node.seq, node))
+    anomaly = _anomaly["on"] and _anomaly["check_nan"]
     prev_mode = _C.is_grad_enabled()
     _C._set_grad_enabled(create_graph)
     try:
         while ready:
-            _, _, node = heapq.heappop(ready)
-            grads_in = buffers.pop(node, {})
+            node = heapq.heappop(ready)[1]
+            grads_in = buffers.pop(node, None) or {}
             if needed is not None and node not in needed:
                 _skip_node(node, deps, ready)
                 continue
-            if isinstance(node, AccumulateGrad):
+            kind = type(node)
+            if kind is AccumulateGrad:
                 _run_accumulate(node, grads_in.get(0), create_graph, capture)
                 continue
             n_out = len(node.out_meta)
-            grads = [grads_in.get(i) for i in range(n_out)]
-            for i in range(n_out):
-                for hook in node.pre_hooks.get(i, ()):
-                    if grads[i] is not None:
-                        r = hook(grads[i])
-                        if r is not None:
-                            _check_hook_result(r, grads[i])
-                            grads[i] = r
-            for hook in node.pre_hooks.get(-1, ()):
-                r = hook(tuple(grads))
-                if r is not None:
-                    grads = list(r)
+            grads = [grads_in.get(0)] if n_out == 1 else [grads_in.get(i) for i in range(n_out)]
+            pre_hooks = node.pre_hooks
+            if pre_hooks:
+                grads = _run_pre_hooks(pre_hooks, grads)
             if capture is not None:
                 for i in range(n_out):
                     key = (node, i)
                     if key in capture and grads[i] is not None:
                         capture[key] = grads[i] if capture[key] is None else capture[key] + grads[i]
-            if all(g is None for g in grads):
+            n_none = 0  # counted by identity: list.count would call Tensor.__eq__
+            for g in grads:
+                if g is None:
+                    n_none += 1
+            if n_none == n_out:
                 _skip_node(node, deps, ready)
                 continue
-            if isinstance(node, (OpNode, CopySlices)):
-                grads = [g if g is not None else _zeros_for(node.out_meta[i]) for i, g in enumerate(grads)]
-            input_grads = list(node.apply(grads))
+            is_table_node = kind is OpNode or kind is CopySlices or isinstance(node, (OpNode, CopySlices))
+            if n_none and is_table_node:
+                # integer outputs (indices, masks) carry no gradient: formulas never read theirs
+                grads = [g if g is not None or not m[1].is_floating_point else _zeros_for(m)
+                         for g, m in zip(grads, node.out_meta)]
+            input_grads = node.apply(grads)
             if node.post_hooks:
+                input_grads = list(input_grads)
                 for hook in list(node.post_hooks):
                     r = hook(tuple(input_grads), tuple(grads))
                     if r is not None:
                         input_grads = list(r)
-            if _anomaly["on"] and _anomaly["check_nan"]:
+            if anomaly:
                 _check_anomaly(node, input_grads)
-            if not retain_graph and isinstance(node, (OpNode, CopySlices)):
+            if not retain_graph and is_table_node:
                 node.release()
             for e, g in zip(node.next_edges, input_grads):
                 if e is None:
                     continue
+                nxt = e[0]
                 if g is not None:
-                    g = _fit(g, e)
-                    _accumulate(buffers, e[0], e[1], g)
-                deps[e[0]] -= 1
-                if deps[e[0]] == 0:
-                    heapq.heappush(ready, (-e[0].seq, id(e[0]), e[0]))
+                    g = _fit(g, nxt, e[1])
+                    slot = buffers.get(nxt)
+                    if slot is None:
+                        buffers[nxt] = {e[1]: g}
+                    else:
+                        prev = slot.get(e[1])
+                        slot[e[1]] = g if prev is None else prev + g
+                left = deps[nxt] - 1
+                deps[nxt] = left
+                if left == 0:
+                    heapq.heappush(ready, (-nxt.seq, nxt))
     finally:
         _C._set_grad_enabled(prev_mode)
 
 
-def _fit(g, edge):
+def _run_pre_hooks(pre_hooks, grads):
+    for i in range(len(grads)):
+        for hook in pre_hooks.get(i, ()):
+            if grads[i] is not None:
+                r = hook(grads[i])
+                if r is not None:
+                    _check_hook_result(r, grads[i])
+                    grads[i] = r
+    for hook in pre_hooks.get(-1, ()):
+        r = hook(tuple(grads))
+        if r is not None:
+            grads = list(r)
+    return grads
+
+
+def _fit(g, node, nr):
     """Reduce a broadcast gradient to the shape the receiving input had."""
-    node, nr = edge
-    if isinstance(node, AccumulateGrad):
-        target = node.variable
+    if type(node) is AccumulateGrad:
+        target = node._variable()
         if target is None:
             return g
-        shape, dtype = tuple(target.shape), target.dtype
+        shape, dtype = target.shape, target.dtype
     elif isinstance(node, (OpNode, CopySlices)):
         shape, dtype, _ = node.out_meta[nr]
     else:
         return g
-    if tuple(g.shape) != shape:
-        g = _sum_to(g, shape)
+    if g.shape != shape:
+        g = _sum_to(g, tuple(shape))
     if g.dtype != dtype:
         g = g.to(dtype)
     return g
@@ -454,7 +512,7 @@ def _prune(nodes, capture):
             needed.add(n)
         return hit
 
-    for n in list(nodes.values()):
+    for n in list(nodes):
         visit(n)
     return needed
 
@@ -466,7 +524,7 @@ def _skip_node(node, deps, ready):
             continue
         deps[e[0]] -= 1
         if deps[e[0]] == 0:
-            heapq.heappush(ready, (-e[0].seq, id(e[0]), e[0]))
+            heapq.heappush(ready, (-e[0].seq, e[0]))
 
 
 def _check_hook_result(new, old):
@@ -477,27 +535,33 @@ def _check_hook_result(new, old):
 
 
 def _run_accumulate(node, g, create_graph, capture):
-    t = node.variable
+    t = node._variable()
     if g is None or t is None:  # nothing to add, or the leaf no longer exists
         return
-    for hook in list(t._ag.get("hooks", ())):
-        r = hook(g)
-        if r is not None:
-            _check_hook_result(r, g)
-            g = r
+    ag = t._ag
+    hooks = ag.get("hooks")
+    if hooks:
+        for hook in list(hooks):
+            r = hook(g)
+            if r is not None:
+                _check_hook_result(r, g)
+                g = r
     if capture is not None:
         key = id(t)
         if key in capture:
             capture[key] = g if capture[key] is None else capture[key] + g
         return
-    if t.grad is None:
+    old = t.grad
+    if old is None:
         t.grad = g if create_graph else g.detach().clone()
     elif create_graph:
-        t.grad = t.grad + g
+        t.grad = old + g
     else:
-        t.grad.add_(g.detach())
-    for hook in list(t._ag.get("post_accumulate_hooks", ())):
-        hook(t)
+        old.add_(g.detach())
+    hooks = ag.get("post_accumulate_hooks")
+    if hooks:
+        for hook in list(hooks):
+            hook(t)
 
 
 def _check_anomaly(node, grads):

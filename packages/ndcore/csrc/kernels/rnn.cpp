@@ -1,0 +1,507 @@
+// rnn.cpp owns the fused recurrent layers: one direction of one LSTM or GRU layer over a whole
+// (padded) sequence per call, forward and backward. ndnn wraps each forward/backward pair in an
+// ndgrad.Function, so autograd sees one node per layer and direction.
+//
+// Note [Fused recurrent layers]
+// The input projection x @ W_ih^T + b_ih (+ b_hh for LSTM) is one large GEMM done by the caller
+// for all timesteps at once; these kernels run only the sequential part: per step one GEMM with
+// W_hh and the gate math in one pass over the batch. The forward saves the activated gates (and
+// the LSTM cells / GRU hidden projection) so the backward needs no recomputation but tanh(c).
+// The backward accumulates dW_hh with a single GEMM over all steps after the time loop.
+// The per-step products are short (M = batch) and wide: float32 ones run a register-tiled
+// AVX-512 kernel (small_sgemm_avx512, ~1.5x OpenBLAS at batch 20) where the CPU has it, and
+// OpenBLAS runs single-threaded during the loop when a step is small (StepBlasThreads).
+// Gate orders follow torch: LSTM (i, f, g, o), GRU (r, z, n).
+#include <cblas.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "loops.h"
+#include "unary_ops.h"
+
+namespace nd {
+namespace {
+
+// C = alpha * op(A) @ op(B) + beta * C on contiguous row-major buffers.
+template <typename T>
+void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+             int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    scipy_cblas_sgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+  else
+    scipy_cblas_dgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+// ---- small-M float32 GEMM for the per-step products ----------------------------------------
+// C (M x N, ldc) += A (M x K, lda) @ Bt (K x N, ldb), all row-major, for the short batch (M) and
+// wide gate (N) products of one time step, where OpenBLAS's packing costs more than it saves.
+// Register tile: 5 rows x 64 columns (20 AVX-512 accumulators), K in chunks of 64 so the
+// 64-column slice of Bt stays in L1. Columns past the last multiple of 64 go to OpenBLAS.
+// aligned(4): rows of the operands are only float-aligned; the type also allows aliasing floats
+typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
+
+// always_inline: compiled inside the AVX-512 caller, never as a generic (SSE-emulated) copy.
+template <int R>
+__attribute__((always_inline)) inline void tile_5x64(const float* A, int64_t lda, const float* Bt, int64_t ldb, float* C,
+                                                     int64_t ldc, int64_t K) {
+  v16f acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = *reinterpret_cast<const v16f*>(C + r * ldc + 16 * j);
+  for (int64_t k = 0; k < K; ++k) {
+    const v16f* b = reinterpret_cast<const v16f*>(Bt + k * ldb);
+    const v16f b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+    for (int r = 0; r < R; ++r) {
+      const float a = A[r * lda + k];
+      acc[r][0] += a * b0;
+      acc[r][1] += a * b1;
+      acc[r][2] += a * b2;
+      acc[r][3] += a * b3;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 4; ++j) *reinterpret_cast<v16f*>(C + r * ldc + 16 * j) = acc[r][j];
+}
+
+__attribute__((target("avx512f,fma"))) void small_sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A,
+                                                               int64_t lda, const float* Bt, int64_t ldb, float* C,
+                                                               int64_t ldc) {
+  constexpr int64_t kKc = 64;
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    for (int64_t n0 = 0; n0 + 64 <= N; n0 += 64) {
+      int64_t m0 = 0;
+      for (; m0 + 5 <= M; m0 += 5) tile_5x64<5>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
+      for (; m0 < M; ++m0) tile_5x64<1>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
+    }
+  }
+}
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// C += A @ Bt (row-major; Bt is K x N). float32 with AVX-512 and a short batch takes the tile
+// kernel above; everything else OpenBLAS.
+template <typename T>
+void step_gemm_acc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bt, int64_t ldb, T* C,
+                   int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (M <= 32 && N >= 64 && has_avx512()) {
+      small_sgemm_avx512(M, N, K, A, lda, Bt, ldb, C, ldc);
+      const int64_t done = N / 64 * 64;
+      if (done < N) gemm_rm<T>(false, false, M, N - done, K, T(1), A, lda, Bt + done, ldb, T(1), C + done, ldc);
+      return;
+    }
+  }
+  gemm_rm<T>(false, false, M, N, K, T(1), A, lda, Bt, ldb, T(1), C, ldc);
+}
+
+// Branch-free float activations so the row loops below vectorise; double keeps libm's accuracy
+// (it serves gradcheck). tanh(x) = 1 - 2 / (e^{2x} + 1) is within ~1e-7 absolute in float32.
+template <typename T> inline T sigm(T x) {
+  if constexpr (std::is_same_v<T, float>) return 1.0f / (1.0f + ufn::exp_f32(-x)); else return T(1) / (T(1) + std::exp(-x));
+}
+template <typename T> inline T tnh(T x) {
+  if constexpr (std::is_same_v<T, float>) return 1.0f - 2.0f / (ufn::exp_f32(2.0f * x) + 1.0f); else return std::tanh(x);
+}
+
+// ---- per-row gate math: simple contiguous loops, compiled once per ISA for float ------------
+// (target_clones picks the AVX2 build at load time where the CPU has it; the default build
+// stays plain x86-64.)
+// LSTM forward for one batch row: gr holds the pre-activations (i, f, g, o), overwritten by the
+// activations; writes the cell c and the hidden h.
+template <typename T>
+inline void lstm_fwd_row(T* gr, const T* cp, T* c, T* h, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) gr[j] = sigm(gr[j]);
+  for (int64_t j = 2 * H; j < 3 * H; ++j) gr[j] = tnh(gr[j]);
+  for (int64_t j = 3 * H; j < 4 * H; ++j) gr[j] = sigm(gr[j]);
+  for (int64_t j = 0; j < H; ++j) {
+    T cv = gr[H + j] * cp[j] + gr[j] * gr[2 * H + j];
+    c[j] = cv;
+    h[j] = gr[3 * H + j] * tnh(cv);
+  }
+}
+__attribute__((target_clones("avx2", "default"))) void lstm_fwd_row_f32(float* gr, const float* cp, float* c,
+                                                                        float* h, int64_t H) {
+  lstm_fwd_row<float>(gr, cp, c, h, H);
+}
+
+// LSTM backward for one batch row: dh/dc hold the incoming gradients of h and c (dc is
+// replaced by the gradient of the previous cell); writes the pre-activation gradients dgr.
+template <typename T>
+inline void lstm_bwd_row(const T* gr, const T* c, const T* cp, const T* go, const T* dh, T* dc, T* dgr, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    T i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
+    T tc = tnh(c[j]);
+    T dhv = dh[j] + go[j];
+    T dcv = dc[j] + dhv * o * (T(1) - tc * tc);
+    dgr[j] = dcv * gg * i * (T(1) - i);
+    dgr[H + j] = dcv * cp[j] * f * (T(1) - f);
+    dgr[2 * H + j] = dcv * i * (T(1) - gg * gg);
+    dgr[3 * H + j] = dhv * tc * o * (T(1) - o);
+    dc[j] = dcv * f;
+  }
+}
+__attribute__((target_clones("avx2", "default"))) void lstm_bwd_row_f32(const float* gr, const float* c,
+                                                                        const float* cp, const float* go,
+                                                                        const float* dh, float* dc, float* dgr,
+                                                                        int64_t H) {
+  lstm_bwd_row<float>(gr, c, cp, go, dh, dc, dgr, H);
+}
+
+// GRU forward for one batch row: xr = input projection (r, z, n), hr = W_hh h + b_hh.
+template <typename T>
+inline void gru_fwd_row(const T* xr, const T* hr, const T* hp, T* gr, T* hnl, T* h, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) gr[j] = sigm(xr[j] + hr[j]);
+  for (int64_t j = 0; j < H; ++j) {
+    T hl = hr[2 * H + j];
+    T n = tnh(xr[2 * H + j] + gr[j] * hl);
+    T z = gr[H + j];
+    gr[2 * H + j] = n;
+    hnl[j] = hl;
+    h[j] = n + z * (hp[j] - n);
+  }
+}
+__attribute__((target_clones("avx2", "default"))) void gru_fwd_row_f32(const float* xr, const float* hr,
+                                                                       const float* hp, float* gr, float* hnl,
+                                                                       float* h, int64_t H) {
+  gru_fwd_row<float>(xr, hr, hp, gr, hnl, h, H);
+}
+
+template <typename T> inline void lstm_fwd(T* gr, const T* cp, T* c, T* h, int64_t H) {
+  if constexpr (std::is_same_v<T, float>) lstm_fwd_row_f32(gr, cp, c, h, H); else lstm_fwd_row<T>(gr, cp, c, h, H);
+}
+template <typename T>
+inline void lstm_bwd(const T* gr, const T* c, const T* cp, const T* go, const T* dh, T* dc, T* dgr, int64_t H) {
+  if constexpr (std::is_same_v<T, float>) lstm_bwd_row_f32(gr, c, cp, go, dh, dc, dgr, H);
+  else lstm_bwd_row<T>(gr, c, cp, go, dh, dc, dgr, H);
+}
+template <typename T> inline void gru_fwd(const T* xr, const T* hr, const T* hp, T* gr, T* hnl, T* h, int64_t H) {
+  if constexpr (std::is_same_v<T, float>) gru_fwd_row_f32(xr, hr, hp, gr, hnl, h, H);
+  else gru_fwd_row<T>(xr, hr, hp, gr, hnl, h, H);
+}
+
+void check_shape(const char* op, const char* what, const Tensor& t, const Shape& want) {
+  if (t.sizes() != want)
+    throw ValueError(std::string("[") + op + "] expected " + what + " of shape " + shape_str(want) + ", got " +
+                     shape_str(t.sizes()));
+}
+
+// Checks dtypes agree and are float32/float64; returns contiguous copies where needed.
+std::vector<Tensor> prepared(const char* op, std::initializer_list<Tensor> ts) {
+  std::vector<Tensor> out;
+  DType dt = ts.begin()->dtype();
+  if (dt != DType::Float32 && dt != DType::Float64)
+    throw TypeError(std::string("[") + op + "] expected float32 or float64 tensors, got " + dtype_name(dt));
+  for (const Tensor& t : ts) {
+    if (t.dtype() != dt)
+      throw TypeError(std::string("[") + op + "] expected all tensors to have dtype " + dtype_name(dt) + ", got " +
+                      dtype_name(t.dtype()));
+    out.push_back(t.is_contiguous() ? t : t.contiguous());
+  }
+  return out;
+}
+
+// OpenBLAS single-threaded while alive, when one step's GEMM is too small to pay for waking a
+// second BLAS thread at every step (at these sizes a stalled wake-up costs more than the
+// product). Nested/concurrent guards restore the count the first one saw.
+class StepBlasThreads {
+ public:
+  explicit StepBlasThreads(int64_t macs_per_step) : active_(macs_per_step <= (int64_t(1) << 23)) {
+    if (!active_) return;
+    std::lock_guard<std::mutex> g(mu());
+    if (depth()++ == 0) {
+      saved() = scipy_openblas_get_num_threads();
+      if (saved() != 1) scipy_openblas_set_num_threads(1);
+    }
+  }
+  ~StepBlasThreads() { end(); }
+  // Restores the thread count early (before a large GEMM after the time loop).
+  void end() {
+    if (!active_) return;
+    active_ = false;
+    std::lock_guard<std::mutex> g(mu());
+    if (--depth() == 0 && saved() != 1) scipy_openblas_set_num_threads(saved());
+  }
+  StepBlasThreads(const StepBlasThreads&) = delete;
+  StepBlasThreads& operator=(const StepBlasThreads&) = delete;
+
+ private:
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static int& depth() {
+    static int d = 0;
+    return d;
+  }
+  static int& saved() {
+    static int s = 1;
+    return s;
+  }
+  bool active_;
+};
+
+// Rows of the batch split across threads only when a step has enough work to pay for it.
+inline int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1)); }
+
+inline int64_t step_t(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+// ---- LSTM -------------------------------------------------------------------------------------
+template <typename T>
+void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w, bool reverse, Tensor& out,
+                  Tensor& hn, Tensor& cn, Tensor& gates, Tensor& cells) {
+  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1], G = 4 * H;
+  const T* gxd = gx.data<T>();
+  const Tensor wt = nd::transpose(w, 0, 1).contiguous();  // (H, 4H): the steps read it row by row
+  const T* wtd = wt.data<T>();
+  T* od = out.data<T>();
+  T* gd = gates.data<T>();
+  T* cd = cells.data<T>();
+  StepBlasThreads blas(B * G * H);
+  for (int64_t s = 0; s < Tn; ++s) {
+    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+    const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
+    T* g = gd + t * B * G;
+    std::memcpy(g, gxd + t * B * G, sizeof(T) * B * G);
+    step_gemm_acc<T>(B, G, H, hp, H, wtd, G, g, G);
+    T* c = cd + t * B * H;
+    T* h = od + t * B * H;
+    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) lstm_fwd<T>(g + b * G, cp + b * H, c + b * H, h + b * H, H);
+    });
+  }
+  if (Tn == 0) {
+    std::memcpy(hn.data<T>(), h0.data<T>(), sizeof(T) * B * H);
+    std::memcpy(cn.data<T>(), c0.data<T>(), sizeof(T) * B * H);
+  } else {
+    const int64_t last = step_t(Tn - 1, Tn, reverse);
+    std::memcpy(hn.data<T>(), od + last * B * H, sizeof(T) * B * H);
+    std::memcpy(cn.data<T>(), cd + last * B * H, sizeof(T) * B * H);
+  }
+}
+
+template <typename T>
+void lstm_backward(const Tensor& gout, const Tensor& ghn, const Tensor& gcn, const Tensor& h0, const Tensor& c0,
+                   const Tensor& w, const Tensor& out, const Tensor& gates, const Tensor& cells, bool reverse,
+                   Tensor& dgx, Tensor& dh0, Tensor& dc0, Tensor& dw) {
+  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1], G = 4 * H;
+  const T* god = gout.data<T>();
+  const T* wd = w.data<T>();
+  const T* od = out.data<T>();
+  const T* gd = gates.data<T>();
+  const T* cd = cells.data<T>();
+  T* dgd = dgx.data<T>();
+  T* dh = dh0.data<T>();
+  T* dc = dc0.data<T>();
+  std::memcpy(dh, ghn.data<T>(), sizeof(T) * B * H);
+  std::memcpy(dc, gcn.data<T>(), sizeof(T) * B * H);
+  // h_prev of every step, in step-time order, for the one dW_hh GEMM after the loop
+  Tensor hprev = empty_tensor({Tn, B, H}, out.dtype());
+  T* hpd = hprev.data<T>();
+  StepBlasThreads blas(B * G * H);
+  for (int64_t s = Tn - 1; s >= 0; --s) {
+    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+    const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
+    std::memcpy(hpd + t * B * H, hp, sizeof(T) * B * H);
+    const T* g = gd + t * B * G;
+    const T* c = cd + t * B * H;
+    const T* go = god + t * B * H;
+    T* dg = dgd + t * B * G;
+    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        lstm_bwd<T>(g + b * G, c + b * H, cp + b * H, go + b * H, dh + b * H, dc + b * H, dg + b * G, H);
+    });
+    std::memset(dh, 0, sizeof(T) * B * H);
+    step_gemm_acc<T>(B, H, G, dg, G, wd, H, dh, H);
+  }
+  blas.end();
+  gemm_rm<T>(true, false, G, H, Tn * B, T(1), dgd, G, hpd, H, T(0), dw.data<T>(), H);
+  if (Tn * B == 0) std::memset(dw.data<T>(), 0, sizeof(T) * G * H);
+}
+
+// ---- GRU --------------------------------------------------------------------------------------
+template <typename T>
+void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w, const Tensor& bhh, bool reverse, Tensor& out,
+                 Tensor& hn, Tensor& gates, Tensor& hidden_n) {
+  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1], G = 3 * H;
+  const T* gxd = gx.data<T>();
+  const Tensor wt = nd::transpose(w, 0, 1).contiguous();
+  const T* wtd = wt.data<T>();
+  const T* bd = bhh.data<T>();
+  T* od = out.data<T>();
+  T* gd = gates.data<T>();
+  T* nd_ = hidden_n.data<T>();
+  std::vector<T> tmp((size_t)(B * G));
+  StepBlasThreads blas(B * G * H);
+  for (int64_t s = 0; s < Tn; ++s) {
+    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+    for (int64_t b = 0; b < B; ++b) std::memcpy(tmp.data() + b * G, bd, sizeof(T) * G);
+    step_gemm_acc<T>(B, G, H, hp, H, wtd, G, tmp.data(), G);
+    const T* x = gxd + t * B * G;
+    T* g = gd + t * B * G;
+    T* hnl = nd_ + t * B * H;
+    T* h = od + t * B * H;
+    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        gru_fwd<T>(x + b * G, tmp.data() + b * G, hp + b * H, g + b * G, hnl + b * H, h + b * H, H);
+    });
+  }
+  const T* src = Tn == 0 ? h0.data<T>() : od + step_t(Tn - 1, Tn, reverse) * B * H;
+  std::memcpy(hn.data<T>(), src, sizeof(T) * B * H);
+}
+
+template <typename T>
+void gru_backward(const Tensor& gout, const Tensor& ghn, const Tensor& h0, const Tensor& w, const Tensor& out,
+                  const Tensor& gates, const Tensor& hidden_n, bool reverse, Tensor& dgx, Tensor& dh0, Tensor& dw,
+                  Tensor& db) {
+  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1], G = 3 * H;
+  const T* god = gout.data<T>();
+  const T* wd = w.data<T>();
+  const T* od = out.data<T>();
+  const T* gd = gates.data<T>();
+  const T* hnd = hidden_n.data<T>();
+  T* dgd = dgx.data<T>();
+  T* dh = dh0.data<T>();
+  std::memcpy(dh, ghn.data<T>(), sizeof(T) * B * H);
+  // gradients of the hidden projection W_hh h + b_hh (differs from dgx in the n block by r)
+  Tensor dgh = empty_tensor({Tn, B, G}, out.dtype());
+  Tensor hprev = empty_tensor({Tn, B, H}, out.dtype());
+  T* dghd = dgh.data<T>();
+  T* hpd = hprev.data<T>();
+  std::vector<T> dh_direct((size_t)(B * H));
+  StepBlasThreads blas(B * G * H);
+  for (int64_t s = Tn - 1; s >= 0; --s) {
+    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+    std::memcpy(hpd + t * B * H, hp, sizeof(T) * B * H);
+    const T* g = gd + t * B * G;
+    const T* hl = hnd + t * B * H;
+    const T* go = god + t * B * H;
+    T* dg = dgd + t * B * G;
+    T* dgg = dghd + t * B * G;
+    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = b * H + j;
+          const T* gr = g + b * G;
+          T r = gr[j], z = gr[H + j], n = gr[2 * H + j];
+          T dhv = dh[k] + go[k];
+          T dan = dhv * (T(1) - z) * (T(1) - n * n);
+          T dar = dan * hl[k] * r * (T(1) - r);
+          T daz = dhv * (hp[k] - n) * z * (T(1) - z);
+          dg[b * G + j] = dar, dg[b * G + H + j] = daz, dg[b * G + 2 * H + j] = dan;
+          dgg[b * G + j] = dar, dgg[b * G + H + j] = daz, dgg[b * G + 2 * H + j] = dan * r;
+          dh_direct[k] = dhv * z;
+        }
+      }
+    });
+    std::memcpy(dh, dh_direct.data(), sizeof(T) * B * H);
+    step_gemm_acc<T>(B, H, G, dgg, G, wd, H, dh, H);
+  }
+  blas.end();
+  T* dwd = dw.data<T>();
+  T* dbd = db.data<T>();
+  std::memset(dwd, 0, sizeof(T) * G * H);
+  gemm_rm<T>(true, false, G, H, Tn * B, T(1), dghd, G, hpd, H, T(0), dwd, H);
+  std::memset(dbd, 0, sizeof(T) * G);
+  for (int64_t r = 0; r < Tn * B; ++r)
+    for (int64_t j = 0; j < G; ++j) dbd[j] += dghd[r * G + j];
+}
+
+Tensor like(const Tensor& t) { return empty_tensor(t.sizes(), t.dtype()); }
+
+}  // namespace
+
+void k_lstm_layer(Call& c) {
+  const char* op = "_lstm_layer";
+  if (c.inputs[0].dim() != 3 || c.inputs[1].dim() != 2)
+    throw ValueError(std::string("[") + op + "] expected gates_x (T, B, 4H) and h0 (B, H), got " +
+                     shape_str(c.inputs[0].sizes()) + " and " + shape_str(c.inputs[1].sizes()));
+  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3]});
+  const Tensor &gx = in[0], &h0 = in[1], &c0 = in[2], &w = in[3];
+  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1];
+  check_shape(op, "gates_x", gx, {Tn, B, 4 * H});
+  check_shape(op, "h0", h0, {B, H});
+  check_shape(op, "c0", c0, {B, H});
+  check_shape(op, "w_hh", w, {4 * H, H});
+  const bool reverse = c.attrs[0].b;
+  Tensor out = empty_tensor({Tn, B, H}, gx.dtype()), hn = like(h0), cn = like(c0);
+  Tensor gates = empty_tensor({Tn, B, 4 * H}, gx.dtype()), cells = empty_tensor({Tn, B, H}, gx.dtype());
+  if (gx.dtype() == DType::Float32) lstm_forward<float>(gx, h0, c0, w, reverse, out, hn, cn, gates, cells);
+  else lstm_forward<double>(gx, h0, c0, w, reverse, out, hn, cn, gates, cells);
+  set_outputs(c, {out, hn, cn, gates, cells});
+}
+
+void k_lstm_layer_backward(Call& c) {
+  const char* op = "_lstm_layer_backward";
+  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3], c.inputs[4], c.inputs[5], c.inputs[6],
+                          c.inputs[7], c.inputs[8]});
+  const Tensor &gout = in[0], &ghn = in[1], &gcn = in[2], &h0 = in[3], &c0 = in[4], &w = in[5], &out = in[6],
+               &gates = in[7], &cells = in[8];
+  if (gates.dim() != 3 || h0.dim() != 2)
+    throw ValueError(std::string("[") + op + "] expected gates (T, B, 4H) and h0 (B, H), got " +
+                     shape_str(gates.sizes()) + " and " + shape_str(h0.sizes()));
+  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1];
+  check_shape(op, "gates", gates, {Tn, B, 4 * H});
+  for (const Tensor* t : {&gout, &out, &cells}) check_shape(op, "grad_output/output/cells", *t, {Tn, B, H});
+  for (const Tensor* t : {&ghn, &gcn, &c0}) check_shape(op, "grad_hn/grad_cn/c0", *t, {B, H});
+  check_shape(op, "w_hh", w, {4 * H, H});
+  const bool reverse = c.attrs[0].b;
+  Tensor dgx = like(gates), dh0 = like(h0), dc0 = like(c0), dw = like(w);
+  if (h0.dtype() == DType::Float32)
+    lstm_backward<float>(gout, ghn, gcn, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw);
+  else
+    lstm_backward<double>(gout, ghn, gcn, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw);
+  set_outputs(c, {dgx, dh0, dc0, dw});
+}
+
+void k_gru_layer(Call& c) {
+  const char* op = "_gru_layer";
+  if (c.inputs[0].dim() != 3 || c.inputs[1].dim() != 2)
+    throw ValueError(std::string("[") + op + "] expected gates_x (T, B, 3H) and h0 (B, H), got " +
+                     shape_str(c.inputs[0].sizes()) + " and " + shape_str(c.inputs[1].sizes()));
+  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3]});
+  const Tensor &gx = in[0], &h0 = in[1], &w = in[2], &bhh = in[3];
+  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1];
+  check_shape(op, "gates_x", gx, {Tn, B, 3 * H});
+  check_shape(op, "h0", h0, {B, H});
+  check_shape(op, "w_hh", w, {3 * H, H});
+  check_shape(op, "b_hh", bhh, {3 * H});
+  const bool reverse = c.attrs[0].b;
+  Tensor out = empty_tensor({Tn, B, H}, gx.dtype()), hn = like(h0);
+  Tensor gates = empty_tensor({Tn, B, 3 * H}, gx.dtype()), hidden_n = empty_tensor({Tn, B, H}, gx.dtype());
+  if (gx.dtype() == DType::Float32) gru_forward<float>(gx, h0, w, bhh, reverse, out, hn, gates, hidden_n);
+  else gru_forward<double>(gx, h0, w, bhh, reverse, out, hn, gates, hidden_n);
+  set_outputs(c, {out, hn, gates, hidden_n});
+}
+
+void k_gru_layer_backward(Call& c) {
+  const char* op = "_gru_layer_backward";
+  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3], c.inputs[4], c.inputs[5], c.inputs[6]});
+  const Tensor &gout = in[0], &ghn = in[1], &h0 = in[2], &w = in[3], &out = in[4], &gates = in[5], &hidden_n = in[6];
+  if (gates.dim() != 3 || h0.dim() != 2)
+    throw ValueError(std::string("[") + op + "] expected gates (T, B, 3H) and h0 (B, H), got " +
+                     shape_str(gates.sizes()) + " and " + shape_str(h0.sizes()));
+  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1];
+  check_shape(op, "gates", gates, {Tn, B, 3 * H});
+  for (const Tensor* t : {&gout, &out, &hidden_n}) check_shape(op, "grad_output/output/hidden_n", *t, {Tn, B, H});
+  check_shape(op, "grad_hn", ghn, {B, H});
+  check_shape(op, "w_hh", w, {3 * H, H});
+  const bool reverse = c.attrs[0].b;
+  Tensor dgx = like(gates), dh0 = like(h0), dw = like(w), db = empty_tensor({3 * H}, w.dtype());
+  if (h0.dtype() == DType::Float32)
+    gru_backward<float>(gout, ghn, h0, w, out, gates, hidden_n, reverse, dgx, dh0, dw, db);
+  else
+    gru_backward<double>(gout, ghn, h0, w, out, gates, hidden_n, reverse, dgx, dh0, dw, db);
+  set_outputs(c, {dgx, dh0, dw, db});
+}
+
+}  // namespace nd

@@ -1,0 +1,288 @@
+// vecmath.h: branch-free float32/float64 transcendental functions written as scalar code that
+// GCC auto-vectorises (no libm calls, only selects, integer bit tricks and polynomials).
+// Compiled inside the ISA variants of simd_dispatch.h they run 8 (AVX2) or 16 (AVX-512) lanes
+// wide; the baseline variant still vectorises with SSE2.
+//
+// Note [vecmath accuracy]
+// Every function returns IEEE special values as libm does (NaN in -> NaN out, exp overflow to
+// inf and underflow to 0 through subnormals, log(0) = -inf, log(x < 0) = NaN, tanh and erf
+// saturate to +-1). Results are within 2 ulp of the correctly rounded value (sigmoid 2.5: it
+// adds a division to exp's error, as torch's does); tests/test_simd_math.py sweeps each function
+// against float64/long-double references in every ISA variant. Range reductions split constants
+// in a high part with trailing zero bits (so k * hi is exact) and a low part (Cody-Waite). Polynomial coefficients: exp, log, tanh (float)
+// are the classic Cephes minimax ones; expm1, float64 exp/log use Taylor/atanh series; erf was
+// fitted here by weighted least squares against scipy's erf.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#define ND_VM_INLINE inline __attribute__((always_inline))
+
+namespace nd {
+namespace vm {
+
+ND_VM_INLINE uint32_t bits(float x) { uint32_t i; std::memcpy(&i, &x, 4); return i; }
+ND_VM_INLINE float from_bits(uint32_t i) { float x; std::memcpy(&x, &i, 4); return x; }
+ND_VM_INLINE uint64_t bits(double x) { uint64_t i; std::memcpy(&i, &x, 8); return i; }
+ND_VM_INLINE double from_bits(uint64_t i) { double x; std::memcpy(&x, &i, 8); return x; }
+
+// ---- float32 ------------------------------------------------------------------------------
+
+constexpr float kInfF = __builtin_inff();
+constexpr float kNanF = __builtin_nanf("");
+constexpr float kRoundF = 12582912.0f;  // 1.5 * 2^23: x + kRoundF - kRoundF rounds to an integer
+
+// 2^k for integral k in [-126, 127] built in the exponent field. k arrives as a float holding an
+// integer; its bits after adding kRoundF + 127 carry k + 127 in the low mantissa bits, which the
+// shift moves into the exponent (the magic's own bits fall off the top).
+ND_VM_INLINE float pow2i(float k) { return from_bits(bits(k + (kRoundF + 127.0f)) << 23); }
+
+// y * 2^k for integral k in [-252, 254]: two factors keep each within the normal range, so
+// subnormal results are rounded once.
+ND_VM_INLINE float scale2(float y, float k) {
+  float k1 = (k * 0.5f + kRoundF) - kRoundF;
+  return y * pow2i(k1) * pow2i(k - k1);
+}
+
+// e^r - 1 - r for |r| <= ln2/2 (Cephes expf minimax, relative error ~1e-8)
+ND_VM_INLINE float expm1_core_f32(float r) {
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * r * r;
+}
+
+// The clamp keeps k within scale2's range; past it the result overflows to inf or rounds to 0 by
+// itself, and NaN flows through the clamp and the polynomial, so no final selects are needed.
+ND_VM_INLINE float exp_f32(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 89.0f ? 89.0f : xc;
+  float k = (xc * 1.44269504088896341f + kRoundF) - kRoundF;
+  float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
+  return scale2(1.0f + (r + expm1_core_f32(r)), k);
+}
+
+ND_VM_INLINE float exp2_f32(float x) {
+  float xc = x < -151.0f ? -151.0f : x;
+  xc = xc > 129.0f ? 129.0f : xc;
+  float k = (xc + kRoundF) - kRoundF;
+  float r = (xc - k) * 0.693147180559945309f;  // xc - k is exact
+  return scale2(1.0f + (r + expm1_core_f32(r)), k);
+}
+
+// expm1 = 2 * (2^(k-1) * expm1(r) + (2^(k-1) - 1/2)): the half scale keeps k = 128 finite and
+// k = 0 returns expm1(r) itself, so small |x| keep full relative accuracy.
+ND_VM_INLINE float expm1_f32(float x) {
+  float xc = x > 88.72283935f ? 88.72283935f : (x < -30.0f ? -30.0f : x);
+  float k = (xc * 1.44269504088896341f + kRoundF) - kRoundF;
+  float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
+  // Taylor to r^8 (truncation below 1e-9 relative for |r| <= ln2/2)
+  float q = 2.48015873e-5f;
+  q = q * r + 1.98412698e-4f;
+  q = q * r + 1.38888889e-3f;
+  q = q * r + 8.33333333e-3f;
+  q = q * r + 4.16666667e-2f;
+  q = q * r + 1.66666667e-1f;
+  q = q * r + 0.5f;
+  float p = r + r * r * q;
+  float sh = pow2i(k - 1.0f);
+  float y = 2.0f * (sh * p + (sh - 0.5f));
+  y = x > 88.72283935f ? kInfF : y;
+  y = x == 0.0f ? x : y;  // keeps the sign of -0
+  return x != x ? x : y;
+}
+
+// Splits x > 0 (finite, normal or subnormal) as 2^e * (1 + f) with 1 + f in [sqrt(1/2), sqrt(2)),
+// and returns log(1 + f) in `lnm`.
+ND_VM_INLINE void log_split_f32(float x, float& e, float& lnm) {
+  bool sub = x < 1.17549435e-38f;
+  float xs = sub ? x * 8388608.0f : x;  // 2^23 brings subnormals into the normal range
+  uint32_t ix = bits(xs);
+  float m = from_bits((ix & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
+  float ef = (float)((int32_t)(ix >> 23) - 126) - (sub ? 23.0f : 0.0f);
+  bool lo = m < 0.707106781186547524f;
+  float f = lo ? (m + m) - 1.0f : m - 1.0f;  // both exact
+  e = lo ? ef - 1.0f : ef;
+  float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  lnm = f + (p * f * z - 0.5f * z);
+}
+
+// libm's special values for the log family: NaN, log(x < 0) = NaN, log(+-0) = -inf, log(inf) = inf.
+ND_VM_INLINE float log_special_f32(float x, float y) {
+  y = x == kInfF ? kInfF : y;
+  y = x == 0.0f ? -kInfF : y;
+  y = x < 0.0f ? kNanF : y;
+  return x != x ? x : y;
+}
+
+ND_VM_INLINE float log_f32(float x) {
+  float e, lnm;
+  log_split_f32(x, e, lnm);
+  // ln2 = 0.693359375 - 2.12194440e-4, the first part exact times any exponent
+  return log_special_f32(x, (lnm - e * 2.12194440e-4f) + e * 0.693359375f);
+}
+
+ND_VM_INLINE float log2_f32(float x) {
+  float e, lnm;
+  log_split_f32(x, e, lnm);
+  // log2(e) = 1 + 0.44269504..., so the rounded product only carries the smaller part
+  return log_special_f32(x, e + (lnm * 0.442695040888963407f + lnm));
+}
+
+ND_VM_INLINE float log10_f32(float x) {
+  float e, lnm;
+  log_split_f32(x, e, lnm);
+  // log10(2) = 0.30078125 + 2.48745663e-4 (the first part exact times any exponent)
+  return log_special_f32(x, (e * 2.48745663981195213e-4f + lnm * 0.434294481903251828f) + e * 0.30078125f);
+}
+
+// log1p(x) = log(u) - ((u - 1) - x) / u with u = 1 + x rounded: the quotient corrects the
+// rounding of u to first order (exact result x when u == 1).
+ND_VM_INLINE float log1p_f32(float x) {
+  float u = 1.0f + x;
+  float e, lnm;
+  log_split_f32(u, e, lnm);
+  float c = (u - 1.0f) - x;
+  float y = ((lnm - e * 2.12194440e-4f) + e * 0.693359375f) - c / u;
+  y = x == kInfF ? kInfF : y;
+  y = x == -1.0f ? -kInfF : y;
+  y = x < -1.0f ? kNanF : y;
+  y = x == 0.0f ? x : y;  // keeps the sign of -0
+  return x != x ? x : y;
+}
+
+ND_VM_INLINE float tanh_f32(float x) {
+  float ax = x < 0.0f ? -x : x;
+  float z = x * x;
+  // |x| < 0.625: odd Cephes polynomial
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  float small = x + x * z * p;
+  // otherwise 1 - 2 / (e^{2|x|} + 1), which saturates to 1 once the exp overflows
+  float big = 1.0f - 2.0f / (exp_f32(ax + ax) + 1.0f);
+  big = x < 0.0f ? -big : big;
+  small = x == 0.0f ? x : small;  // keeps the sign of -0
+  return ax < 0.625f ? small : big;
+}
+
+
+// erf: x + x * P(x^2) for |x| < 0.9; 1 - exp(Q(|x| - 1.5)) with Q ~ log(erfc) up to 4, where
+// erfc < 2^-25 no longer changes the float result.
+ND_VM_INLINE float erf_f32(float x) {
+  float ax = x < 0.0f ? -x : x;
+  float z = x * x;
+  float p = 8.539154077880085e-05f;
+  p = p * z - 8.182009914889932e-04f;
+  p = p * z + 5.204444285482168e-03f;
+  p = p * z - 2.686075679957866e-02f;
+  p = p * z + 1.128371953964233e-01f;
+  p = p * z - 3.761263489723205e-01f;
+  p = p * z + 1.283791661262512e-01f;
+  float small = x + x * p;
+  float t = (ax < 4.0f ? ax : 4.0f) - 1.5f;
+  float q = -1.8357887654474325e-08f;
+  q = q * t + 1.768219590303488e-06f;
+  q = q * t - 2.669484274520073e-05f;
+  q = q * t + 2.163368335459381e-04f;
+  q = q * t - 1.254461938515305e-03f;
+  q = q * t + 6.005214992910623e-03f;
+  q = q * t - 2.582453005015850e-02f;
+  q = q * t - 8.926399946212769e-01f;
+  q = q * t - 3.508800745010376e+00f;
+  q = q * t - 3.384492158889770e+00f;
+  float big = 1.0f - exp_f32(q);
+  big = x < 0.0f ? -big : big;
+  return ax < 0.9f ? small : (x != x ? x : big);
+}
+
+// ---- float64 ------------------------------------------------------------------------------
+
+constexpr double kInfD = __builtin_inf();
+constexpr double kNanD = __builtin_nan("");
+constexpr double kRoundD = 6755399441055744.0;  // 1.5 * 2^52
+
+ND_VM_INLINE double pow2i(double k) { return from_bits(bits(k + (kRoundD + 1023.0)) << 52); }
+ND_VM_INLINE double scale2(double y, double k) {
+  double k1 = (k * 0.5 + kRoundD) - kRoundD;
+  return y * pow2i(k1) * pow2i(k - k1);
+}
+
+ND_VM_INLINE double exp_f64(double x) {
+  double xc = x < -746.0 ? -746.0 : x;  // as exp_f32: the clamp replaces the special-value selects
+  xc = xc > 710.0 ? 710.0 : xc;
+  double k = (xc * 1.4426950408889634 + kRoundD) - kRoundD;
+  // ln2 split: the high part has 32 trailing zero bits, so k * hi is exact
+  double r = (xc - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+  // Taylor to r^13: truncation ~4e-18 relative for |r| <= ln2/2
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  return scale2(1.0 + (r + p * r * r), k);
+}
+
+ND_VM_INLINE double log_f64(double x) {
+  bool sub = x < 2.2250738585072014e-308;
+  double xs = sub ? x * 4503599627370496.0 : x;  // 2^52
+  uint64_t ix = bits(xs);
+  double m = from_bits((ix & uint64_t(0x000fffffffffffff)) | uint64_t(0x3fe0000000000000));  // [0.5, 1)
+  // exponent to double without an int64 conversion (none in AVX2): 2^52 + e, minus 2^52
+  double ef = from_bits((ix >> 52) | uint64_t(0x4330000000000000)) - (4503599627370496.0 + 1022.0);
+  ef = sub ? ef - 52.0 : ef;
+  bool lo = m < 0.70710678118654752440;
+  double f = lo ? (m + m) - 1.0 : m - 1.0;
+  double e = lo ? ef - 1.0 : ef;
+  // log(1 + f) = 2 atanh(s) = 2s + s R(s^2), s = f / (2 + f), written as f - (h - s (h + R))
+  double s = f / (2.0 + f), z = s * s, h = 0.5 * f * f;
+  double R = 2.0 / 23.0;
+  R = R * z + 2.0 / 21.0;
+  R = R * z + 2.0 / 19.0;
+  R = R * z + 2.0 / 17.0;
+  R = R * z + 2.0 / 15.0;
+  R = R * z + 2.0 / 13.0;
+  R = R * z + 2.0 / 11.0;
+  R = R * z + 2.0 / 9.0;
+  R = R * z + 2.0 / 7.0;
+  R = R * z + 2.0 / 5.0;
+  R = R * z + 2.0 / 3.0;
+  R *= z;
+  double y = e * 6.93147180369123816490e-01 + (f - (h - (s * (h + R) + e * 1.90821492927058770002e-10)));
+  y = x == kInfD ? kInfD : y;
+  y = x == 0.0 ? -kInfD : y;
+  y = x < 0.0 ? kNanD : y;
+  return x != x ? x : y;
+}
+
+// 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below, from one exp of -|x|: no overflow, and
+// results in the subnormal range for x < -87 instead of 0.
+template <typename T> ND_VM_INLINE T sigmoid(T x, T e_neg_abs) {
+  return (x >= T(0) ? T(1) : e_neg_abs) / (T(1) + e_neg_abs);
+}
+ND_VM_INLINE float sigmoid_f32(float x) { return sigmoid(x, exp_f32(x < 0.0f ? x : -x)); }
+ND_VM_INLINE double sigmoid_f64(double x) { return sigmoid(x, exp_f64(x < 0.0 ? x : -x)); }
+
+}  // namespace vm
+}  // namespace nd
