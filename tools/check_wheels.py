@@ -30,10 +30,25 @@ PACKAGES = {
     "ndgrad": (["ndcore"], ["numpy", "scipy-openblas32"],
                "import ndcore as nd, ndgrad; x = nd.ones(1, requires_grad=True);"
                "assert ndgrad.grad(x ** 2 + x * 5 + 4, x)[0].item() == 7.0"),
-    "ndstack": (["ndcore", "ndgrad"], ["numpy", "scipy-openblas32"],
-                "import nd; x = nd.ones(1, requires_grad=True); assert nd.autograd.grad(x * 3, x)[0].item() == 3.0"),
+    "ndnn": (["ndcore", "ndgrad"], ["numpy", "scipy-openblas32"],
+             "import ndcore as nd, ndnn, io; m = ndnn.Sequential(ndnn.Linear(3, 2), ndnn.ReLU());"
+             "y = m(nd.ones(4, 3)); y.sum().backward(); assert m[0].weight.grad.shape == (2, 3);"
+             "f = io.BytesIO(); ndnn.serialization.save(m.state_dict(), f); f.seek(0);"
+             "assert set(ndnn.serialization.load(f)) == {'0.weight', '0.bias'}"),
+    "ndoptim": (["ndcore", "ndgrad"], ["numpy", "scipy-openblas32"],
+                "import ndcore as nd, ndoptim; w = nd.tensor([1.0, -2.0], requires_grad=True);"
+                "opt = ndoptim.Adam([w], lr=0.1); (w * w).sum().backward(); opt.step();"
+                "assert abs(w[0].item() - 0.9) < 1e-6 and abs(w[1].item() + 1.9) < 1e-6"),
+    "nddata": (["ndcore"], ["numpy", "scipy-openblas32"],
+               "import ndcore as nd, nddata, sys; ds = nddata.TensorDataset(nd.arange(10.), nd.arange(10));"
+               "b = [y.tolist() for _, y in nddata.DataLoader(ds, batch_size=4)]; assert b == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]];"
+               "assert 'ndgrad' not in sys.modules"),
+    "ndstack": (["ndcore", "ndgrad", "ndnn", "ndoptim", "nddata"], ["numpy", "scipy-openblas32"],
+                "import nd, nd.nn as nn; x = nd.ones(1, requires_grad=True); assert nd.autograd.grad(x * 3, x)[0].item() == 3.0;"
+                "from nd.utils.data import DataLoader; opt = nd.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)"),
 }
-SOURCE_DIR = {"ndcore": "ndcore", "ndgrad": "ndgrad", "ndstack": "nd"}
+SOURCE_DIR = {"ndcore": "ndcore", "ndgrad": "ndgrad", "ndnn": "ndnn", "ndoptim": "ndoptim", "nddata": "nddata",
+              "ndstack": "nd"}
 
 
 def run(*cmd, **kw):

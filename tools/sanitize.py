@@ -42,7 +42,7 @@ LOGS = BUILD / "logs"
 # test_tensor_str (Python around the same entry points). About 2 min on 2 cores, after a cold
 # -O0 build of about 3.5 min; `-- -k <expr>` narrows it.
 TESTS = ["test_ops.py", "test_views_indexing.py", "test_errors.py", "test_reductions.py", "test_sort_shape.py",
-         "test_linalg.py", "test_creation_interop.py", "test_devices.py"]
+         "test_linalg.py", "test_creation_interop.py", "test_devices.py", "test_cat_gather_fast.py", "test_nn_norm_loss.py"]
 
 ASAN_OPTIONS = {
     "detect_leaks": "0",                # CPython keeps objects alive until exit by design

@@ -44,6 +44,7 @@ _LAZY = {
     "multiprocessing": ("ndcore", "ndcore.multiprocessing"),
     "serialization": ("ndnn", "ndnn.serialization"),
     "amp": ("ndnn", "ndnn.amp"),
+    "models": ("ndnn", "ndnn.models"),  # torchvision.models' role: definitions, no weight downloads
 }
 
 # top-level functions and classes that live in a higher package: name -> (package, module)

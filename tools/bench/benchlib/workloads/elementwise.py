@@ -1,5 +1,7 @@
 """Elementwise and broadcast workloads on float32 data (memory-bound)."""
 
+import functools
+
 from ..registry import same_op, workload
 
 N = 10_000_000
@@ -57,3 +59,27 @@ same_op(
     bytes_per_call=2 * F32 * 4096 * 4096,
     flops_per_call=4096 * 4096,
 )
+
+
+# Transcendental unary ops (vectorised polynomial kernels in nd; SLEEF-style in torch; NumPy's
+# own SIMD exp/log/tanh and scipy's scalar erf).
+_UNARY = {"bytes_per_call": 2 * F32 * N}
+
+
+def _unary(fn_name, positive=False):
+    def setup(ctx):
+        lib = ctx.lib
+        (x,) = _one(ctx)
+        if positive:
+            x = lib.abs(x) + 1e-3  # built once here, not per call
+        if fn_name == "erf" and getattr(lib, "__name__", "") == "numpy":
+            import scipy.special
+
+            return functools.partial(scipy.special.erf, x)
+        return functools.partial(getattr(lib, fn_name), x)
+
+    return setup
+
+
+for _fn, _pos in (("exp", False), ("log", True), ("tanh", False), ("erf", False)):
+    workload(f"{_fn}_1e7", "nd", "torch", "numpy", **_UNARY)(_unary(_fn, _pos))
