@@ -368,6 +368,7 @@ def gen_derivatives_py(ops: list[Op]) -> str:
            "from ndgrad._helpers import *  # the _*_backward helpers formulas call",
            "from ndgrad._linalg_helpers import *", "from ndcore import _C, _nn  # backward rows (_C.<name>_backward) and nn gradient helpers", "", ""]
     table = []
+    result_names = []
     for o in ops:
         grad = o.row.get("grad")
         if o.kind in ("alias", "composite") or not grad:
@@ -418,9 +419,14 @@ def gen_derivatives_py(ops: list[Op]) -> str:
         lists = tuple(p.name for p in tensor_params if "[]" in p.type)
         meta = tuple(o.row.get("grad_meta") or ())
         table.append(f"    {o.opname!r}: ({fn}, {tuple(p.name for p in tensor_params)!r}, {tuple(saved)!r}, {lists!r}, {meta!r}),")
+        if len(o.returns) > 1:
+            result_names.append(f"    {o.opname!r}: {tuple(o.returns)!r},")
     out += ["# op name -> (formula, tensor input names, names the formula reads, list-valued inputs,",
             "#             inputs read for their shape/dtype only: saved without a version check)",
             "FORMULAS = {"] + table + ["}", ""]
+    out += ["# op name -> names of its outputs, for ops with several: only the outputs a formula reads are",
+            "# saved (and version-checked), so e.g. an in-place relu after batch norm's output is allowed",
+            "RESULT_NAMES = {"] + result_names + ["}", ""]
     return "\n".join(out)
 
 

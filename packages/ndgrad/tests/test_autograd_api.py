@@ -404,3 +404,20 @@ def test_deepcopy_keeps_leaves_grads_and_shared_tensors():
     assert w.tolist() == [1.0, 1.0, 1.0]  # independent storage
     with pytest.raises(RuntimeError, match="graph leaves"):
         copy.deepcopy(w * 2)
+
+
+def test_only_outputs_a_formula_reads_are_version_checked():
+    """native_batch_norm's formula reads save_mean/save_invstd, not its output: an in-place op on
+    the output (torchvision's ReLU(inplace=True) after BatchNorm) must not trip the check, while
+    writing to a saved output still must."""
+    x = nd.randn(4, 3, 5, dtype=nd.float64, requires_grad=True)
+    w = nd.ones(3, dtype=nd.float64, requires_grad=True)
+    out, mean, invstd = nd.native_batch_norm(x, w, None, None, None, True, 0.1, 1e-5)
+    out.relu_()
+    out.sum().backward()
+    assert x.grad is not None and w.grad is not None
+    out, mean, invstd = nd.native_batch_norm(x, w, None, None, None, True, 0.1, 1e-5)
+    with ndgrad.no_grad():
+        invstd.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()

@@ -88,9 +88,6 @@ def test_weights_argument_and_options():
     assert tuple(half.classifier[1].weight.shape) == (1000, 1280)
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False,
-                   reason="ndgrad saves every output of native_batch_norm when its formula reads save_mean, so the "
-                          "in-place ReLU after each BatchNorm (torchvision's ReLU(inplace=True)) trips the version check")
 def test_resnet_train_step_reaches_every_parameter():
     nd.manual_seed(2)
     m = models.resnet18(num_classes=5)

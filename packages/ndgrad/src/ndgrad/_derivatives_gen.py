@@ -1658,3 +1658,28 @@ FORMULAS = {
     'replication_pad3d': (d_replication_pad3d, ('self',), ('self',), (), ('self',)),
     'grid_sampler_2d': (d_grid_sampler_2d, ('input', 'grid'), ('grid', 'input'), (), ()),
 }
+
+# op name -> names of its outputs, for ops with several: only the outputs a formula reads are
+# saved (and version-checked), so e.g. an in-place relu after batch norm's output is allowed
+RESULT_NAMES = {
+    'max.dim': ('values', 'indices'),
+    'min.dim': ('values', 'indices'),
+    'linalg_slogdet': ('sign', 'logabsdet'),
+    'linalg_qr': ('Q', 'R'),
+    'linalg_svd': ('U', 'S', 'Vh'),
+    'linalg_eigh': ('eigenvalues', 'eigenvectors'),
+    'sort': ('values', 'indices'),
+    'topk': ('values', 'indices'),
+    'kthvalue': ('values', 'indices'),
+    'native_layer_norm': ('out', 'mean', 'rstd'),
+    'native_batch_norm': ('out', 'save_mean', 'save_invstd'),
+    'native_group_norm': ('out', 'mean', 'rstd'),
+    '_ctc_loss': ('neg_log_likelihood', 'log_alpha'),
+    'native_dropout': ('output', 'mask'),
+    'convolution_backward': ('grad_input', 'grad_weight', 'grad_bias'),
+    'max_pool1d_with_indices': ('output', 'indices'),
+    'max_pool2d_with_indices': ('output', 'indices'),
+    'max_pool3d_with_indices': ('output', 'indices'),
+    'adaptive_max_pool2d': ('output', 'indices'),
+    'adaptive_max_pool3d': ('output', 'indices'),
+}

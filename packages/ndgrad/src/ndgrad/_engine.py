@@ -17,7 +17,7 @@ import weakref
 import ndcore as nd
 from ndcore import _C
 
-from ._derivatives_gen import FORMULAS
+from ._derivatives_gen import FORMULAS, RESULT_NAMES
 from ._helpers import _sum_to
 
 _seq = itertools.count()
@@ -150,8 +150,8 @@ class OpNode(Node):
                 f"a second time.")
         inputs = [s.unpack() if type(s) is _Saved else s for s in self.saved_inputs]
         results = self.saved_results
-        if results and results[0] is not None:
-            results = [s.unpack(self) for s in results]
+        if results is not _NO_RESULTS and any(s is not None for s in results):
+            results = [None if s is None else s.unpack(self) for s in results]
         return self.formula(grads, inputs, self.attrs, results, self.needs)
 
     def release(self):
@@ -249,12 +249,17 @@ def record_pre(op, inputs, attrs):
     _pending_inplace.append((old, target.grad_fn, target._ag.get("out_nr", 0), target.requires_grad))
 
 
-def _op_info(entry):
+def _op_info(op, entry):
     """What `record` needs of a formula entry, computed once per op (and again if the entry is
     replaced through register_formula)."""
     formula, names, uses, list_names, meta_only = entry
     uses_set = frozenset(uses)
-    reads_results = bool(uses_set - set(names))
+    read_results = uses_set - set(names)
+    reads_results = bool(read_results)
+    result_names = RESULT_NAMES.get(op)
+    if reads_results and result_names is not None and "result" not in read_results:
+        # only the outputs the formula reads are saved and version-checked
+        reads_results = frozenset(k for k, n in enumerate(result_names) if n in read_results)
     plan = None  # (position, name, metadata_only) of each saved input, for ops without list inputs
     if not list_names:
         plan = tuple((k, n, n in meta_only) for k, n in enumerate(names) if n in uses_set)
@@ -270,7 +275,7 @@ def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
         raise RuntimeError(f"[{op}] has no derivative formula in the op table but an input requires grad")
     info = _OP_INFO.get(op)
     if info is None or info[0] is not entry:
-        info = _OP_INFO[op] = _op_info(entry)
+        info = _OP_INFO[op] = _op_info(op, entry)
     _, formula, names, uses, meta_only, reads_results, plan, list_names = info
     if True in edges:  # leaves seen for the first time get their AccumulateGrad here
         for k, e in enumerate(edges):
@@ -302,8 +307,11 @@ def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
                 saved_inputs[0] = pre[0] if pre is not None else None
             else:
                 saved_inputs[k] = _Saved(t, op, name, metadata_only=name in meta_only)
-    if reads_results:
+    if reads_results is True:
         results = [_Saved(t, op, "result", is_output=True, out_nr=i) for i, t in enumerate(outputs)]
+    elif reads_results:
+        results = [_Saved(t, op, "result", is_output=True, out_nr=i) if i in reads_results else None
+                   for i, t in enumerate(outputs)]
     else:
         results = _NO_RESULTS if len(outputs) <= 1 else (None,) * len(outputs)
     node = OpNode(op, formula, names, needs, edges, attrs, saved_inputs, results, meta)
