@@ -1,9 +1,11 @@
-// Elementwise ops with attributes: clamp, where, nan_to_num, gelu, softplus.
+// Elementwise ops with attributes: clamp, where, nan_to_num, gelu, softplus, threshold_backward.
 #include <limits>
 
 #include "loops.h"
 #include "simd.h"
+#include "simd_dispatch.h"
 #include "unary_ops.h"
+#include "vecmath.h"
 
 namespace nd {
 
@@ -62,6 +64,53 @@ T int_bound(const Value& v) {
   }
   return T(i);
 }
+
+// Contiguous float32 gelu/softplus in ISA variants over vecmath.h (libm's erf/tanh/exp/log1p do
+// not vectorise and dominated these ops). Same formulas as the strided loops below.
+ND_SIMD_KERNEL(GeluErfF32, (const float* __restrict a, float* __restrict o, int64_t n), {
+  for (int64_t i = 0; i < n; ++i) o[i] = 0.5f * a[i] * (1.0f + vm::erf_f32(a[i] * 0.70710678118654752f));
+})
+ND_SIMD_KERNEL(GeluTanhF32, (const float* __restrict a, float* __restrict o, int64_t n), {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = a[i];
+    o[i] = 0.5f * v * (1.0f + vm::tanh_f32(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+  }
+})
+// Both branches are computed and selected so the loop stays branch-free (exp overflow to inf is
+// harmless: those lanes take v).
+ND_SIMD_KERNEL(SoftplusF32, (const float* __restrict a, float* __restrict o, int64_t n, float beta, float thr), {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = a[i], bv = v * beta;
+    float soft = vm::log1p_f32(vm::exp_f32(bv)) / beta;
+    o[i] = bv > thr ? v : soft;
+  }
+})
+// torch's rule: grad is dropped where self <= threshold, so a NaN self passes the gradient.
+template <typename T>
+ND_SIMD_KERNEL(ThresholdBackwardContig,
+               (const T* __restrict g, const T* __restrict x, T* __restrict o, int64_t n, T thr), {
+  for (int64_t i = 0; i < n; ++i) o[i] = x[i] <= thr ? T(0) : g[i];
+})
+
+template <typename T>
+inline bool contig(const int64_t* s, int k) {
+  for (int i = 0; i < k; ++i)
+    if (s[i] != (int64_t)sizeof(T)) return false;
+  return true;
+}
+
+template <typename T>
+void threshold_backward_loop(char** p, const int64_t* s, int64_t n, typename compute_type<T>::type t) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (contig<T>(s, 3))
+      return simd_run<ThresholdBackwardContig<T>>(reinterpret_cast<const T*>(p[1]), reinterpret_cast<const T*>(p[2]),
+                                                  reinterpret_cast<T*>(p[0]), n, T(t));
+  }
+  using C = typename compute_type<T>::type;
+  for (int64_t i = 0; i < n; ++i)
+    store<T>(p[0] + i * s[0], load<T>(p[2] + i * s[2]) <= t ? C(0) : load<T>(p[1] + i * s[1]));
+}
+
 }  // namespace
 
 void k_clamp(Call& c) {
@@ -176,6 +225,13 @@ void k_gelu(Call& c) {
     using C = typename compute_type<scalar_t>::type;
     loop.run(
         [&](char** p, const int64_t* s, int64_t n) {
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            if (contig<float>(s, 2)) {
+              auto* a = reinterpret_cast<const float*>(p[1]);
+              auto* o = reinterpret_cast<float*>(p[0]);
+              return tanh_form ? simd_run<GeluTanhF32>(a, o, n) : simd_run<GeluErfF32>(a, o, n);
+            }
+          }
           for (int64_t i = 0; i < n; ++i) {
             C v = load<scalar_t>(p[1] + i * s[1]);
             C r = tanh_form ? C(0.5) * v * (C(1) + std::tanh(C(0.7978845608028654) * (v + C(0.044715) * v * v * v)))
@@ -199,6 +255,11 @@ void k_softplus(Call& c) {
     using C = typename compute_type<scalar_t>::type;
     loop.run(
         [&](char** p, const int64_t* s, int64_t n) {
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            if (contig<float>(s, 2))
+              return simd_run<SoftplusF32>(reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n,
+                                           float(beta), float(threshold));
+          }
           for (int64_t i = 0; i < n; ++i) {
             C v = load<scalar_t>(p[1] + i * s[1]);
             C bv = v * C(beta);
@@ -206,6 +267,25 @@ void k_softplus(Call& c) {
           }
         },
         kGrainExpensive);
+  });
+  finish_output(c, out);
+}
+
+void k_threshold_backward(Call& c) {
+  DType dt = result_type({c.inputs[0], c.inputs[1]});
+  if (!is_floating(dt))
+    throw TypeError(std::string("[threshold_backward] expected floating-point grad_output and self, got ") +
+                    dtype_name(c.inputs[0].dtype()) + " and " + dtype_name(c.inputs[1].dtype()));
+  Tensor g = cast_to(c.inputs[0], dt), x = cast_to(c.inputs[1], dt);
+  Shape shape = broadcast_shapes(g.sizes(), x.sizes(), "threshold_backward");
+  Tensor out = prepare_output(c, shape, dt, dt, g.device());
+  StridedLoop<3> loop({out, g, x}, shape, "threshold_backward");
+  const double thr = c.attrs[0].to_double();
+  ND_DISPATCH_FLOAT(dt, "threshold_backward", [&] {
+    using C = typename compute_type<scalar_t>::type;
+    const C t = C(thr);
+    loop.run([&](char** p, const int64_t* s, int64_t n) { threshold_backward_loop<scalar_t>(p, s, n, t); },
+             kGrainCheap);
   });
   finish_output(c, out);
 }

@@ -237,6 +237,7 @@ void k_sum(Call&);
 void k_take(Call&);
 void k_tan(Call&);
 void k_tanh(Call&);
+void k_threshold_backward(Call&);
 void k_to_copy(Call&);
 void k_topk(Call&);
 void k_transpose(Call&);
@@ -350,6 +351,7 @@ std::vector<OpDef> make_op_table() {
   t.push_back({"nan_to_num", "nan_to_num", {"nan", "posinf", "neginf"}, {{"self", nullptr, "Tensor", nullptr, false}, {"nan", nullptr, "float?", "0.0", false}, {"posinf", nullptr, "float?", "None", false}, {"neginf", nullptr, "float?", "None", false}}, {"result"}, 0, kFunction|kMethod|kHasInplace, &k_nan_to_num});
   t.push_back({"gelu", "gelu", {"approximate"}, {{"self", nullptr, "Tensor", nullptr, false}, {"approximate", nullptr, "str", "'none'", true}}, {"result"}, 0, kFunction|kMethod, &k_gelu});
   t.push_back({"softplus", "softplus", {"beta", "threshold"}, {{"self", nullptr, "Tensor", nullptr, false}, {"beta", nullptr, "Scalar", "1", false}, {"threshold", nullptr, "Scalar", "20", false}}, {"result"}, 0, kFunction, &k_softplus});
+  t.push_back({"threshold_backward", "threshold_backward", {"threshold"}, {{"grad_output", nullptr, "Tensor", nullptr, false}, {"self", nullptr, "Tensor", nullptr, false}, {"threshold", nullptr, "Scalar", nullptr, false}}, {"result"}, 0, kFunction, &k_threshold_backward});
   t.push_back({"_copy_from", "_copy_from", {"non_blocking"}, {{"self", nullptr, "Tensor", nullptr, false}, {"dst", nullptr, "Tensor", nullptr, false}, {"non_blocking", nullptr, "bool", "False", true}}, {"result"}, kCrossDevice, kFunction, &k_copy_from});
   t.push_back({"_to_copy", "_to_copy", {"dtype", "device", "non_blocking"}, {{"self", nullptr, "Tensor", nullptr, false}, {"dtype", nullptr, "ScalarType?", "None", true}, {"device", nullptr, "Device?", "None", true}, {"non_blocking", nullptr, "bool", "False", true}}, {"result"}, kCrossDevice, kFunction, &k_to_copy});
   t.push_back({"clone", "clone", {"memory_format"}, {{"self", nullptr, "Tensor", nullptr, false}, {"memory_format", nullptr, "str?", "None", true}}, {"result"}, 0, kFunction|kMethod, &k_clone});

@@ -229,7 +229,7 @@ def d_relu(grads, inputs, attrs, results, needs):
     self, = inputs
     grad = grads[0]
     result = results[0]
-    return (grad * (result > 0),)
+    return (_C.threshold_backward(grad, result, 0),)
 
 
 def d_floor(grads, inputs, attrs, results, needs):
@@ -272,7 +272,7 @@ def d_add(grads, inputs, attrs, results, needs):
     alpha = attrs['alpha']
     grad = grads[0]
     result = results[0]
-    return ((grad) if needs[0] else None, (grad * alpha) if needs[1] else None)
+    return ((grad) if needs[0] else None, (grad if alpha == 1 else grad * alpha) if needs[1] else None)
 
 
 def d_sub(grads, inputs, attrs, results, needs):
@@ -395,6 +395,14 @@ def d_softplus(grads, inputs, attrs, results, needs):
     grad = grads[0]
     result = results[0]
     return (grad * (self * beta).sigmoid() * ((self * beta) <= threshold) + grad * ((self * beta) > threshold),)
+
+
+def d_threshold_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    threshold = attrs['threshold']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.threshold_backward(grad, self, threshold)) if needs[0] else None, None)
 
 
 def d__copy_from(grads, inputs, attrs, results, needs):
@@ -1541,6 +1549,7 @@ FORMULAS = {
     'nan_to_num': (d_nan_to_num, ('self',), ('self',), (), ()),
     'gelu': (d_gelu, ('self',), ('self',), (), ()),
     'softplus': (d_softplus, ('self',), ('self',), (), ()),
+    'threshold_backward': (d_threshold_backward, ('grad_output', 'self'), ('self',), (), ()),
     '_copy_from': (d__copy_from, ('self', 'dst'), (), (), ()),
     '_to_copy': (d__to_copy, ('self',), ('self',), (), ('self',)),
     'clone': (d_clone, ('self',), (), (), ()),

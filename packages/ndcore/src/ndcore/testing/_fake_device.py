@@ -71,6 +71,8 @@ class FakeDevice:
             result = _BINARY[name](args[0], args[1])
             if name in ("add", "sub") and attrs.get("alpha", 1) != 1:
                 result = _BINARY[name](args[0], args[1] * attrs["alpha"])
+        elif name == "threshold_backward":  # relu's gradient, so backward through relu runs here too
+            result = np.where(args[1] <= attrs["threshold"], 0, args[0]).astype(np.result_type(args[0], args[1]))
         elif name in _REDUCE:
             dim = attrs.get("dim")
             result = np.asarray(_REDUCE[name](args[0], axis=None if dim in (None, []) else tuple(dim),
