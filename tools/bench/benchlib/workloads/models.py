@@ -151,3 +151,75 @@ def _gpt(ctx):
         opt.zero_grad(set_to_none=True)
 
     return run
+
+
+def _seed_net(ctx):
+    """The seed's MNIST Net (slides: "ML layers/ops"), in nd or in torch."""
+    if ctx.system.name == "nd":
+        _nd()
+        from ndnn.models import Net
+
+        return Net()
+    nn, F = ctx.lib.nn, ctx.lib.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+            self.conv2_drop = nn.Dropout2d()
+            self.fc1 = nn.Linear(320, 50)
+            self.fc2 = nn.Linear(50, 10)
+
+        def forward(self, x):
+            x = F.relu(F.max_pool2d(self.conv1(x), 2))
+            x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+            x = x.view(-1, 320)
+            x = F.relu(self.fc1(x))
+            x = F.dropout(x, training=self.training)
+            return F.log_softmax(self.fc2(x), dim=1)
+
+    return Net()
+
+
+@workload("seed_net_train_step_b64_adam", "nd", "torch")
+def _seed_net_step(ctx):
+    model = _seed_net(ctx)
+    lib = ctx.lib
+    if ctx.system.name == "nd":
+        import ndoptim
+        import ndnn.functional as F
+
+        optimizer = ndoptim.Adam(model.parameters(), lr=1e-3)
+    else:
+        F = lib.nn.functional
+        optimizer = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = ctx.randn(64, 1, 28, 28)
+    target = (ctx.randn(64).abs() * 3).long() % 10
+    model.train()
+
+    def run():
+        optimizer.zero_grad()
+        F.nll_loss(model(x), target).backward()
+        optimizer.step()
+
+    return run
+
+
+@workload("seed_net_infer_b1000", "nd", "torch")
+def _seed_net_infer(ctx):
+    model = _seed_net(ctx)
+    if ctx.system.name == "nd":
+        import ndgrad
+
+        no_grad = ndgrad.no_grad
+    else:
+        no_grad = ctx.lib.no_grad
+    model.eval()
+    x = ctx.randn(1000, 1, 28, 28)
+
+    def run():
+        with no_grad():
+            model(x)
+
+    return run
