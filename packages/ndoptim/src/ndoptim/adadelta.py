@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ndcore import _C
 
-from .optimizer import Optimizer, _check_flags, _new_step, _tensor_steps, _to_float, _use_no_grad, _validate, \
-    _zeros_like
+from .optimizer import (
+    Optimizer, _check_flags, _collect_state, _restore_group_defaults, _to_float, _use_no_grad, _validate)
 
 __all__ = ["Adadelta"]
 
@@ -44,11 +44,9 @@ class Adadelta(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("foreach", None), ("maximize", False), ("differentiable", False),
-                               ("capturable", False)):
-                group.setdefault(key, value)
-        _tensor_steps(self)
+        _restore_group_defaults(self, (
+            ("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False),
+        ))
 
     @_use_no_grad
     def step(self, closure=None):
@@ -59,20 +57,7 @@ class Adadelta(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
-            params, grads, square_avgs, acc_deltas, steps = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _new_step()
-                    state["square_avg"] = _zeros_like(p)
-                    state["acc_delta"] = _zeros_like(p)
-                params.append(p)
-                grads.append(p.grad)
-                square_avgs.append(state["square_avg"])
-                acc_deltas.append(state["acc_delta"])
-                steps.append(state["step"])
+            params, grads, (square_avgs, acc_deltas), steps = _collect_state(self, group, ('square_avg', 'acc_delta'))
             if params:
                 _C._fused_adadelta_(params, grads, square_avgs, acc_deltas, steps, lr=_to_float(group["lr"]),
                                     rho=float(group["rho"]), eps=float(group["eps"]),

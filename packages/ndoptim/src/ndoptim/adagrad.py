@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ndcore import _C
 
-from .optimizer import Optimizer, _check_flags, _full_like, _new_step, _tensor_steps, _to_float, _use_no_grad, _validate
+from .optimizer import (
+    Optimizer, _check_flags, _full_like, _new_step, _restore_group_defaults, _to_float, _use_no_grad, _validate)
 
 __all__ = ["Adagrad"]
 
@@ -48,10 +49,9 @@ class Adagrad(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("foreach", None), ("maximize", False), ("differentiable", False), ("fused", None)):
-                group.setdefault(key, value)
-        _tensor_steps(self)
+        _restore_group_defaults(self, (
+            ("foreach", None), ("maximize", False), ("differentiable", False), ("fused", None),
+        ))
 
     def share_memory(self) -> None:
         """Moves the accumulators to shared memory (for Hogwild-style training)."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ndcore import _C
 
-from .optimizer import Optimizer, _check_flags, _new_step, _tensor_steps, _to_float, _use_no_grad, _validate, \
-    _zeros_like
+from .optimizer import (
+    Optimizer, _check_flags, _new_step, _restore_group_defaults, _to_float, _use_no_grad, _validate, _zeros_like)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -55,11 +55,10 @@ class Adam(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("amsgrad", False), ("maximize", False), ("foreach", None), ("capturable", False),
-                               ("differentiable", False), ("decoupled_weight_decay", False), ("fused", None)):
-                group.setdefault(key, value)
-        _tensor_steps(self)
+        _restore_group_defaults(self, (
+            ("amsgrad", False), ("maximize", False), ("foreach", None), ("capturable", False),
+            ("differentiable", False), ("decoupled_weight_decay", False), ("fused", None),
+        ))
 
     @_use_no_grad
     def step(self, closure=None):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ndcore import _C
 
-from .optimizer import Optimizer, _check_flags, _new_step, _tensor_steps, _to_float, _use_no_grad, _validate, \
-    _zeros_like
+from .optimizer import (
+    Optimizer, _check_flags, _collect_state, _restore_group_defaults, _to_float, _use_no_grad, _validate)
 
 __all__ = ["Adamax"]
 
@@ -41,11 +41,9 @@ class Adamax(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("foreach", None), ("maximize", False), ("differentiable", False),
-                               ("capturable", False)):
-                group.setdefault(key, value)
-        _tensor_steps(self)
+        _restore_group_defaults(self, (
+            ("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False),
+        ))
 
     @_use_no_grad
     def step(self, closure=None):
@@ -56,20 +54,7 @@ class Adamax(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
-            params, grads, exp_avgs, exp_infs, steps = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _new_step()
-                    state["exp_avg"] = _zeros_like(p)
-                    state["exp_inf"] = _zeros_like(p)
-                params.append(p)
-                grads.append(p.grad)
-                exp_avgs.append(state["exp_avg"])
-                exp_infs.append(state["exp_inf"])
-                steps.append(state["step"])
+            params, grads, (exp_avgs, exp_infs), steps = _collect_state(self, group, ('exp_avg', 'exp_inf'))
             if params:
                 beta1, beta2 = group["betas"]
                 _C._fused_adamax_(params, grads, exp_avgs, exp_infs, steps, lr=_to_float(group["lr"]),

@@ -105,6 +105,38 @@ def _check_flags(name: str, differentiable: bool = False, fused=None, foreach=No
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
 
+def _restore_group_defaults(optimizer: Optimizer, defaults, tensor_steps: bool = True) -> None:
+    """After unpickling: fills option keys that older state lacks with torch's defaults, and (if
+    ``tensor_steps``) makes the per-parameter ``step`` a tensor, as torch keeps it."""
+    for group in optimizer.param_groups:
+        for key, value in defaults:
+            group.setdefault(key, value)
+    if tensor_steps:
+        _tensor_steps(optimizer)
+
+
+def _collect_state(optimizer: Optimizer, group: dict, state_keys: tuple[str, ...]):
+    """The parameters of ``group`` that have a gradient, their grads, one list per state buffer
+    named in ``state_keys`` (zero-initialised with a tensor ``step`` on first use) and the steps:
+    the argument lists of a fused multi-tensor update kernel."""
+    params, grads, steps = [], [], []
+    buffers = tuple([] for _ in state_keys)
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        state = optimizer.state[p]
+        if not state:
+            state["step"] = _new_step()
+            for key in state_keys:
+                state[key] = _zeros_like(p)
+        params.append(p)
+        grads.append(p.grad)
+        for buffer, key in zip(buffers, state_keys):
+            buffer.append(state[key])
+        steps.append(state["step"])
+    return params, grads, buffers, steps
+
+
 def _use_no_grad(step: Callable) -> Callable:
     """Runs ``step`` with autograd off (on when the group asked for ``differentiable``)."""
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from ndcore import _C
 
-from .optimizer import Optimizer, _check_flags, _full_like, _new_step, _tensor_steps, _to_float, _use_no_grad, \
-    _validate, _zeros_like
+from .optimizer import (
+    Optimizer, _check_flags, _full_like, _new_step, _restore_group_defaults, _to_float, _use_no_grad, _validate,
+    _zeros_like)
 
 __all__ = ["Rprop"]
 
@@ -44,11 +45,9 @@ class Rprop(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("foreach", None), ("maximize", False), ("differentiable", False),
-                               ("capturable", False)):
-                group.setdefault(key, value)
-        _tensor_steps(self)
+        _restore_group_defaults(self, (
+            ("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False),
+        ))
 
     @_use_no_grad
     def step(self, closure=None):
