@@ -88,7 +88,10 @@ inline size_t itemsize(DType t) {
 inline const char* dtype_name(DType t) {
   static const char* names[] = {"bool",    "uint8",    "int8",    "int16",   "int32",
                                 "int64",   "float16",  "bfloat16", "float32", "float64"};
-  return names[(int)t];
+  // bounds-checked: a corrupt value must not read past the table (and GCC's -Warray-bounds
+  // cannot prove the enum's range after inlining)
+  const unsigned i = static_cast<unsigned>(t);
+  return i < sizeof(names) / sizeof(names[0]) ? names[i] : "invalid dtype";
 }
 inline bool is_floating(DType t) { return t >= DType::Float16; }
 inline bool is_integral(DType t, bool include_bool) {
