@@ -175,3 +175,49 @@ def test_custom_collate_fn_map():
         collate([1.0], collate_fn_map={int: lambda b, *, collate_fn_map: b})
     assert set(default_collate_fn_map) >= {ndcore.Tensor, np.ndarray, float, int, str, bytes}
     assert nddata.default_collate is default_collate
+
+
+def test_collate_tensor_stack_fast_path():
+    rng = np.random.default_rng(1)
+    arrs = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(5)]
+    # non-contiguous samples (transposed views) and 0-dim samples stack like np.stack
+    views = [ndcore.from_numpy(a).t() for a in arrs]
+    np.testing.assert_array_equal(default_collate(views).numpy(), np.stack([a.T for a in arrs]))
+    scalars = default_collate([ndcore.tensor(float(i)) for i in range(4)])
+    assert tuple(scalars.shape) == (4,) and scalars.tolist() == [0.0, 1.0, 2.0, 3.0]
+    # a (tensor, int) sample: the MNIST-style batch
+    out = default_collate([(ndcore.from_numpy(a), i) for i, a in enumerate(arrs)])
+    assert isinstance(out, list) and len(out) == 2
+    np.testing.assert_array_equal(out[0].numpy(), np.stack(arrs))
+    assert out[1].dtype == ndcore.int64 and out[1].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_collate_tensor_shape_errors_name_the_entry():
+    batch = [ndcore.zeros(2, 3), ndcore.zeros(2, 3), ndcore.zeros(3, 2), ndcore.zeros(2, 3)]
+    with pytest.raises(RuntimeError, match=r"but got \[2, 3\] at entry 0 and \[3, 2\] at entry 2"):
+        default_collate(batch)
+    with pytest.raises(RuntimeError, match=r"but got \[2, 3\] at entry 0 and \[6\] at entry 1"):
+        default_collate([ndcore.zeros(2, 3), ndcore.zeros(6)])
+    with pytest.raises(RuntimeError, match="each element in list of batch should be of equal size"):
+        default_collate([(1, 2), (3, 4), (5,)])
+
+
+def test_collate_tensor_into_out_allocator(monkeypatch):
+    from nddata import _collate
+
+    made = []
+
+    def alloc(shape, dtype):
+        made.append(ndcore.full(shape, -1.0, dtype=dtype))
+        return made[-1]
+
+    monkeypatch.setattr(_collate, "_out_allocator", alloc)
+    out = default_collate([ndcore.tensor([1, 2]), ndcore.tensor([0.5, 1.5])])
+    assert len(made) == 1 and out.data_ptr() == made[0].data_ptr()
+    assert out.dtype == ndcore.float32 and out.tolist() == [[1.0, 2.0], [0.5, 1.5]]
+
+
+def test_collate_ints_and_mixed_numbers_like_torch():
+    torch = pytest.importorskip("torch")
+    for batch in ([3, 1, 4, 1, 5], [True, False], [1, 2.5], [0.5, 1.5], [-2**63, 2**63 - 1]):
+        assert _to_plain(default_collate(batch)) == _to_plain(torch.utils.data.default_collate(batch)), batch

@@ -59,6 +59,22 @@ def test_random_sampler_is_permutation_and_reproducible():
     assert list(RandomSampler(range(50))) == b and sorted(b) == list(range(50))
 
 
+def test_random_sampler_draws_lazily():
+    # as torch's generator: iter() draws nothing, so a DataLoader can take its base seed from
+    # the global RNG between iter(sampler) and the first index
+    ndcore.manual_seed(7)
+    it = iter(RandomSampler(range(20)))
+    a = ndcore.rand(4).tolist()
+    ndcore.manual_seed(7)
+    assert ndcore.rand(4).tolist() == a
+    first = [next(it) for _ in range(3)]
+    assert sorted(first + list(it)) == list(range(20))
+    g = _gen(2)
+    it = iter(RandomSampler(range(10), generator=g))
+    assert ndcore.randperm(10, generator=_gen(2)).tolist() == list(RandomSampler(range(10), generator=_gen(2)))
+    assert list(it) == ndcore.randperm(10, generator=_gen(2)).tolist()
+
+
 def test_random_sampler_num_samples_and_replacement():
     s = RandomSampler(range(10), num_samples=25, generator=_gen(0))
     out = list(s)

@@ -85,17 +85,22 @@ class RandomSampler(Sampler[int]):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
+        # Draws stay lazy (nothing is drawn before the first next(), as with torch's generator),
+        # but the indices come out of C-level list iterators: resuming a generator frame per
+        # index costs as much as the whole permutation.
+        return itertools.chain.from_iterable(self._chunks())
+
+    def _chunks(self) -> Iterator[list[int]]:
         n = len(self.data_source)
         generator = _fresh_generator() if self.generator is None else self.generator
         if self.replacement:
             for _ in range(self.num_samples // 32):
-                yield from ndcore.randint(0, n, (32,), dtype=ndcore.int64, generator=generator).tolist()
-            yield from ndcore.randint(0, n, (self.num_samples % 32,), dtype=ndcore.int64,
-                                      generator=generator).tolist()
+                yield ndcore.randint(0, n, (32,), dtype=ndcore.int64, generator=generator).tolist()
+            yield ndcore.randint(0, n, (self.num_samples % 32,), dtype=ndcore.int64, generator=generator).tolist()
         else:
             for _ in range(self.num_samples // n):
-                yield from ndcore.randperm(n, generator=generator).tolist()
-            yield from ndcore.randperm(n, generator=generator).tolist()[: self.num_samples % n]
+                yield ndcore.randperm(n, generator=generator).tolist()
+            yield ndcore.randperm(n, generator=generator).tolist()[: self.num_samples % n]
 
     def __len__(self) -> int:
         return self.num_samples
