@@ -580,3 +580,23 @@ def test_double_backward_is_refused_not_dropped(name, fn):
     assert tuple(g.shape) == (2, 2, 4, 4)
     with pytest.raises(NotImplementedError, match="double backward"):
         ndgrad.grad(fn(x).sum(), [x], create_graph=True)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (4, 5, 24, 24), (5, 6, 6)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_fast_path_ties_and_nans(shape, dtype):
+    """The 2x2/stride-2 path: the first maximum wins a tie, NaN wins over numbers (the last NaN,
+    as torch's `val > max || isnan(val)` scan), odd edges are dropped (no ceil_mode)."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(shape).astype(dtype)
+    a[..., 1::3, ::2] = 1.0  # ties inside windows
+    a.reshape(-1)[:2] = np.nan
+    y, idx = nd.max_pool2d_with_indices(nd.tensor(a), [2, 2], [2, 2])
+    h, w = shape[-2] // 2, shape[-1] // 2
+    win = a[..., :2 * h, :2 * w].reshape(shape[:-2] + (h, 2, w, 2)).swapaxes(-3, -2).reshape(shape[:-2] + (h, w, 4))
+    first = np.where(np.isnan(win).any(-1), 3 - np.argmax(np.isnan(win[..., ::-1]), -1), np.argmax(win, -1))
+    rows = np.arange(h)[:, None] * 2 + first // 2
+    cols = np.arange(w)[None, :] * 2 + first % 2
+    np.testing.assert_array_equal(idx.numpy(), rows * shape[-1] + cols)
+    expected = np.take_along_axis(win, first[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(y.numpy(), expected)

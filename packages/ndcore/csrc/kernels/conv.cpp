@@ -197,6 +197,17 @@ void run_chunks(const Shapes& sh, const Geo& g, bool pointwise, F&& fn, D&& done
 template <typename T>
 void fill_cols(const T* big, const Shapes& sh, const Geo& g, int64_t grp, const Chunk& ch, T* col) {
   int64_t K = g.K(), CK = sh.Cb / sh.G * K, I = g.I(), ld = ch.cols();
+  if (cols::is_2d(g) && ch.lc == g.L()) {
+    int64_t Cbg = sh.Cb / sh.G;
+    parallel_for(ch.nb * Cbg, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * ch.lc)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t b = r / Cbg, c = r % Cbg;
+        const T* plane = big + ((ch.n0 + b) * sh.Cb + grp * Cbg + c) * I;
+        cols::im2col_plane2d(plane, g, col + c * K * ld + b * ch.lc, ld);
+      }
+    });
+    return;
+  }
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(ch.lc, 1));
   parallel_for(ch.nb * CK, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -323,7 +334,8 @@ void conv_b(const T* small, const T* w, T* big, const Shapes& sh, const Geo& g) 
         for (int64_t r = r0; r < r1; ++r) {
           int64_t b = r / Cbg, c = r % Cbg;
           T* plane = big + ((ch.n0 + b) * sh.Cb + grp * Cbg + c) * I;
-          col2im_plane(col + c * K * ch.cols() + b * ch.lc, ch.cols(), g, ch.l0, ch.l0 + ch.lc, plane);
+          if (cols::is_2d(g) && ch.lc == L) cols::col2im_plane2d(col + c * K * ch.cols() + b * ch.lc, ch.cols(), g, plane);
+          else col2im_plane(col + c * K * ch.cols() + b * ch.lc, ch.cols(), g, ch.l0, ch.l0 + ch.lc, plane);
         }
       });
     }

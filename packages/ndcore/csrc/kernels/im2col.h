@@ -57,6 +57,41 @@ void walk_row(const Geo& g, int64_t kidx, int64_t l0, int64_t l1, F&& fn) {
   }
 }
 
+// Copies/zeroes n elements with fixed-size memcpy/memset steps the compiler inlines: im2col runs
+// are often a few elements long (one output row of a small feature map), where a libc call per
+// run costs more than the copy.
+template <typename T>
+inline void copy_run(T* __restrict__ d, const T* __restrict__ s, int64_t n) {
+  constexpr int64_t V = 32 / sizeof(T);
+  if (n >= 8 * V) {
+    std::memcpy(d, s, sizeof(T) * n);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + V <= n; j += V) std::memcpy(d + j, s + j, sizeof(T) * V);
+  for (int64_t step = V / 2; step >= 1; step /= 2)
+    if (n - j >= step) {
+      std::memcpy(d + j, s + j, sizeof(T) * step);
+      j += step;
+    }
+}
+
+template <typename T>
+inline void zero_run(T* d, int64_t n) {
+  constexpr int64_t V = 32 / sizeof(T);
+  if (n >= 8 * V) {
+    std::memset(d, 0, sizeof(T) * n);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + V <= n; j += V) std::memset(d + j, 0, sizeof(T) * V);
+  for (int64_t step = V / 2; step >= 1; step /= 2)
+    if (n - j >= step) {
+      std::memset(d + j, 0, sizeof(T) * step);
+      j += step;
+    }
+}
+
 // One row of the column matrix: kernel offset kidx of one channel plane, positions [l0, l1).
 template <typename T>
 void im2col_row(const T* plane, const Geo& g, int64_t kidx, int64_t l0, int64_t l1, T* dst) {
@@ -64,17 +99,17 @@ void im2col_row(const T* plane, const Geo& g, int64_t kidx, int64_t l0, int64_t 
   walk_row(g, kidx, l0, l1, [&](int64_t pos, int64_t src, int64_t ow0, int64_t lo, int64_t hi, int64_t n) {
     T* o = dst + pos;
     if (src < 0) {
-      std::fill(o, o + n, T(0));
+      zero_run(o, n);
       return;
     }
     const T* row = plane + src;
-    std::fill(o, o + lo, T(0));
+    zero_run(o, lo);
     if (s == 1) {
-      std::memcpy(o + lo, row + ow0 + lo + iw0, sizeof(T) * (hi - lo));
+      copy_run(o + lo, row + ow0 + lo + iw0, hi - lo);
     } else {
       for (int64_t j = lo; j < hi; ++j) o[j] = row[(ow0 + j) * s + iw0];
     }
-    std::fill(o + hi, o + n, T(0));
+    zero_run(o + hi, n - hi);
   });
 }
 
@@ -97,6 +132,73 @@ void col2im_plane(const T* col, int64_t ld, const Geo& g, int64_t l0, int64_t l1
       }
     });
   }
+}
+
+// 2-D fast path (no depth dim, whole planes): the runs of one kernel offset are the output rows,
+// and their valid column range [vlo, vhi) is the same for every row, so it is computed once per
+// offset instead of once per run. `is_2d` says whether a geometry qualifies.
+inline bool is_2d(const Geo& g) { return g.in[0] == 1 && g.out[0] == 1 && g.k[0] == 1; }
+
+struct Span2d {
+  int64_t iw0, vlo, vhi;
+};
+
+inline Span2d span_2d(const Geo& g, int64_t kw) {
+  int64_t s = g.s[2], iw0 = kw * g.d[2] - g.p[2], o2 = g.out[2];
+  int64_t vlo = iw0 >= 0 ? 0 : (-iw0 + s - 1) / s;
+  int64_t vhi = g.in[2] - iw0 <= 0 ? 0 : (g.in[2] - iw0 + s - 1) / s;
+  vlo = std::min(vlo, o2);
+  vhi = std::clamp(vhi, vlo, o2);
+  return {iw0, vlo, vhi};
+}
+
+// All K column rows of one plane (row stride ld), all L positions.
+template <typename T>
+void im2col_plane2d(const T* plane, const Geo& g, T* col, int64_t ld) {
+  int64_t o1 = g.out[1], o2 = g.out[2], s = g.s[2];
+  for (int64_t kh = 0; kh < g.k[1]; ++kh)
+    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+      T* dst = col + (kh * g.k[2] + kw) * ld;
+      Span2d sp = span_2d(g, kw);
+      for (int64_t oh = 0; oh < o1; ++oh) {
+        T* o = dst + oh * o2;
+        int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
+        if (ih < 0 || ih >= g.in[1]) {
+          zero_run(o, o2);
+          continue;
+        }
+        const T* row = plane + ih * g.in[2] + sp.iw0;
+        zero_run(o, sp.vlo);
+        if (s == 1) {
+          copy_run(o + sp.vlo, row + sp.vlo, sp.vhi - sp.vlo);
+        } else {
+          for (int64_t j = sp.vlo; j < sp.vhi; ++j) o[j] = row[j * s];
+        }
+        zero_run(o + sp.vhi, o2 - sp.vhi);
+      }
+    }
+}
+
+// The adjoint of im2col_plane2d: adds the K column rows back into the plane.
+template <typename T>
+void col2im_plane2d(const T* col, int64_t ld, const Geo& g, T* plane) {
+  int64_t o1 = g.out[1], o2 = g.out[2], s = g.s[2];
+  for (int64_t kh = 0; kh < g.k[1]; ++kh)
+    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+      const T* src = col + (kh * g.k[2] + kw) * ld;
+      Span2d sp = span_2d(g, kw);
+      for (int64_t oh = 0; oh < o1; ++oh) {
+        int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
+        if (ih < 0 || ih >= g.in[1]) continue;
+        T* __restrict__ row = plane + ih * g.in[2] + sp.iw0;
+        const T* __restrict__ c = src + oh * o2;
+        if (s == 1) {
+          for (int64_t j = sp.vlo; j < sp.vhi; ++j) row[j] += c[j];
+        } else {
+          for (int64_t j = sp.vlo; j < sp.vhi; ++j) row[j * s] += c[j];
+        }
+      }
+    }
 }
 
 }  // namespace cols
