@@ -31,7 +31,7 @@ PACKAGES = {
                "import ndcore as nd, ndgrad; x = nd.ones(1, requires_grad=True);"
                "assert ndgrad.grad(x ** 2 + x * 5 + 4, x)[0].item() == 7.0"),
     "ndnn": (["ndcore", "ndgrad"], ["numpy", "scipy-openblas32"],
-             "import ndcore as nd, ndnn, io; m = ndnn.Sequential(ndnn.Linear(3, 2), ndnn.ReLU());"
+             "import ndcore as nd, ndnn, ndnn.serialization, io; m = ndnn.Sequential(ndnn.Linear(3, 2), ndnn.ReLU());"
              "y = m(nd.ones(4, 3)); y.sum().backward(); assert m[0].weight.grad.shape == (2, 3);"
              "f = io.BytesIO(); ndnn.serialization.save(m.state_dict(), f); f.seek(0);"
              "assert set(ndnn.serialization.load(f)) == {'0.weight', '0.bias'}"),
