@@ -17,9 +17,11 @@
 
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "im2col.h"
+#include "winograd.h"
 #include "loops.h"
 
 namespace nd {
@@ -557,6 +559,13 @@ Tensor zeros_like_shape(const Shape& s, DType dt) {
   return t;
 }
 
+// The convs winograd.h serves: 2-D, 3x3, stride 1, dilation 1, ungrouped, not transposed.
+bool winograd_shape(const ConvArgs& r) {
+  const Geo& g = r.g;
+  return r.dims == 2 && !r.transposed && r.groups == 1 && g.k[1] == 3 && g.k[2] == 3 && g.s[1] == 1 && g.s[2] == 1 &&
+         g.d[1] == 1 && g.d[2] == 1;
+}
+
 }  // namespace
 
 void k_convolution(Call& c) {
@@ -573,6 +582,12 @@ void k_convolution(Call& c) {
       {
         const scalar_t* bp = b.defined() ? b.data<scalar_t>() : nullptr;
         if (!r.transposed) {
+          if constexpr (std::is_same_v<scalar_t, float>) {
+            const Geo& g = r.g;
+            if (winograd_shape(r) && winograd::conv3x3_forward(x.data<float>(), w.data<float>(), bp, out.data<float>(), N, C,
+                                                               Cout, g.in[1], g.in[2], g.p[1], g.p[2], g.out[1], g.out[2]))
+              return;
+          }
           conv_a<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(), bp, out.data<scalar_t>(), {N, C, Cout, r.groups}, r.g);
         } else {
           scalar_t* o = out.data<scalar_t>();
@@ -626,8 +641,19 @@ void k_convolution_backward(Call& c) {
       if (!r.transposed) {
         Shapes sh{N, C, Cout, r.groups};  // big = input, small = grad_output
         if (gi.defined()) {
-          if (empty) std::memset(gi.data_ptr(), 0, gi.numel() * sizeof(T));
-          else conv_b<T>(gp, wp, gi.data<T>(), sh, r.g);
+          bool done = false;
+          if constexpr (std::is_same_v<T, float>) {
+            const Geo& g = r.g;
+            done = !empty && winograd_shape(r) &&
+                   winograd::conv3x3_backward_input(gp, wp, gi.data<float>(), N, C, Cout, g.in[1], g.in[2], g.p[1], g.p[2],
+                                                    g.out[1], g.out[2]);
+          }
+          if (done) {
+          } else if (empty) {
+            std::memset(gi.data_ptr(), 0, gi.numel() * sizeof(T));
+          } else {
+            conv_b<T>(gp, wp, gi.data<T>(), sh, r.g);
+          }
         }
         if (gw.defined()) {
           if (empty) std::memset(gw.data_ptr(), 0, gw.numel() * sizeof(T));
