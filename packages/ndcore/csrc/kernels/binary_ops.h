@@ -38,7 +38,9 @@ struct Remainder {
   template <typename T> T operator()(T a, T b) const {
     if constexpr (is_fp<T>) {
       T r = std::fmod(a, b);
-      return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+      // a zero result takes the divisor's sign, as Python's % and torch do (fmod keeps a's)
+      if (r == 0) return std::copysign(T(0), b);
+      return ((r < 0) != (b < 0)) ? r + b : r;
     } else if constexpr (std::is_same_v<T, bool>) {
       return T(0);
     } else {

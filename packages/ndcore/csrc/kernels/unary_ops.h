@@ -100,7 +100,8 @@ struct Erfinv {
 };
 
 // dtype-preserving ops: also defined on integers
-struct Abs { template <typename T> T operator()(T x) const { if constexpr (std::is_unsigned_v<T>) return x; else return x < 0 ? T(-x) : x; } };
+// fabs for floating types: `x < 0 ? -x : x` keeps the sign of -0.0 (torch gives +0.0).
+struct Abs { template <typename T> T operator()(T x) const { if constexpr (std::is_unsigned_v<T>) return x; else if constexpr (std::is_floating_point_v<T>) return std::fabs(x); else return x < 0 ? T(-x) : x; } };
 struct Neg { template <typename T> T operator()(T x) const { return T(-x); } };
 struct Sign { template <typename T> T operator()(T x) const { return T((T(0) < x) - (x < T(0))); } };
 struct Relu { template <typename T> T operator()(T x) const { return x > T(0) ? x : T(0); } };

@@ -216,6 +216,13 @@ inf = _math.inf
 nan = _math.nan
 newaxis = None
 
+# The array API standard's names and spellings; see Note [Array API spellings] in _array_api.py.
+from . import _array_api  # noqa: E402
+for _name in _array_api.EXPORTS:
+    globals()[_name] = getattr(_array_api, _name)
+_array_api.install()
+from . import array_api  # noqa: E402
+
 __all__ = sorted(
     {k for k in globals() if not k.startswith("_") and k not in ("annotations",)}
 )
