@@ -19,6 +19,15 @@ def test_reexports_ndcore():
     assert nd.float32 is ndcore.float32
 
 
+def test_array_api_namespace_through_the_umbrella():
+    x = nd.ones(2, 3)
+    xp = x.__array_namespace__()
+    assert xp is nd.array_api
+    assert nd.__array_api_version__ == "2024.12"
+    assert nd.__array_namespace_info__().default_dtypes()["real floating"] == nd.float32
+    assert xp.sum(x, axis=1).tolist() == [3.0, 3.0]
+
+
 @pytest.mark.parametrize("name,package", [
     ("autograd", "ndgrad"), ("nn", "ndnn"), ("optim", "ndoptim"), ("distributed", "nddist"),
     ("onnx", "ndonnx"), ("profiler", "ndprof"),

@@ -14,6 +14,7 @@ import types
 import ndcore as _ndcore
 from ndcore import *  # noqa: F401,F403
 from ndcore import __all__ as _core_all
+from ndcore import __array_api_version__, __array_namespace_info__  # noqa: F401  (dunders: not star-imported)
 
 from . import accelerator, backends, utils  # noqa: E402
 from ._version import __version__  # noqa: E402
