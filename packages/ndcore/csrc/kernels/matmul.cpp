@@ -1,24 +1,151 @@
 // Matrix products: mm, bmm, matmul (torch's broadcasting rules), addmm. float32/float64 go to
 // OpenBLAS (scipy-openblas32, symbols prefixed scipy_); other dtypes use a blocked loop.
+//
+// Note [GEMM threading]
+// OpenBLAS's own threads scale poorly on the products models make (a few hundred rows, K of a
+// few hundred): 64x576 @ 576x3136 went from 2.0 ms to 1.5-1.8 ms at 2 threads, where two
+// single-threaded halves on our pool took 1.07 ms. Its idle threads also spin after each call,
+// taking cores from our pool's next kernel. So our pool does the splitting and every BLAS call
+// runs single-threaded (SingleThreadBlas):
+//  - a batch of matrices is dealt out whole to the workers when it divides evenly or is large;
+//  - otherwise each matrix is cut into one column block (or row block, when M > N: each piece
+//    then re-packs B rather than A, whichever operand is smaller) per worker.
+// Pieces are cut along M or N only, never K. A matrix dealt out whole is computed by the same
+// single-threaded call at any thread count, so batched results dealt out whole are bitwise
+// equal at 1 and 2 threads. A matrix cut into pieces is not: OpenBLAS's micro-kernels sum an element's K
+// products in an order that depends on the tile the element falls in (full or edge tile), and
+// the tiling follows its internal cache blocking, so the last bits may differ from the
+// single-threaded product (as with OpenBLAS's or MKL's own threads). The split is static, so a
+// given thread count always gives the same bits.
 #include <cblas.h>
 
+#include <climits>
+#include <functional>
+
+#include "blas_threads.h"
 #include "loops.h"
 
 namespace nd {
 namespace {
 
-// How a 2-D strided matrix can be handed to BLAS without copying.
-struct BlasMat {
-  Tensor t;
+// Below this many multiply-adds (M*N*K summed over the batch, ~30 us on one core) one thread
+// finishes before waking a worker pays for itself, the more so when other processes hold the
+// cores and the wake-up waits for a time slice.
+constexpr double kMinSplitWork = 1 << 21;
+
+// How a strided [r, c] matrix reaches BLAS without a copy: row-major with a transpose flag.
+struct BlasLayout {
+  bool ok;
   CBLAS_TRANSPOSE trans;
-  int ld;
+  int64_t ld;
 };
-BlasMat as_blas(const Tensor& m) {
-  int64_t r = m.sizes()[0], c = m.sizes()[1], s0 = m.strides()[0], s1 = m.strides()[1];
-  if ((s1 == 1 || c == 1) && s0 >= std::max<int64_t>(1, c)) return {m, CblasNoTrans, (int)std::max<int64_t>(s0, 1)};
-  if ((s0 == 1 || r == 1) && s1 >= std::max<int64_t>(1, r)) return {m, CblasTrans, (int)std::max<int64_t>(s1, 1)};
-  Tensor cc = nd::clone(m);
-  return {cc, CblasNoTrans, (int)std::max<int64_t>(c, 1)};
+BlasLayout blas_layout(int64_t r, int64_t c, int64_t s0, int64_t s1) {
+  // A dim of size 1 may carry any stride; BLAS only needs ld >= the other extent.
+  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(1, c))) {
+    int64_t ld = r == 1 ? std::max<int64_t>(1, c) : s0;
+    if (ld <= INT_MAX) return {true, CblasNoTrans, ld};
+  }
+  if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(1, r))) {
+    int64_t ld = c == 1 ? std::max<int64_t>(1, r) : s1;
+    if (ld <= INT_MAX) return {true, CblasTrans, ld};
+  }
+  return {false, CblasNoTrans, 0};
+}
+BlasLayout blas_layout(const Tensor& t) {
+  int64_t d = t.dim();
+  return blas_layout(t.sizes()[d - 2], t.sizes()[d - 1], t.strides()[d - 2], t.strides()[d - 1]);
+}
+
+template <typename T>
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, double alpha, const T* a,
+               int64_t lda, const T* b, int64_t ldb, double beta, T* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>)
+    scipy_cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, (float)alpha, a, (int)lda, b, (int)ldb,
+                      (float)beta, c, (int)ldc);
+  else
+    scipy_cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, a, (int)lda, b, (int)ldb, beta, c,
+                      (int)ldc);
+}
+
+// out[i] = alpha * A[i] @ B[i] + beta * out[i] for i < batch; out is contiguous [batch, M, N].
+// A[i] starts aoff[i] elements after a.data() and has layout la (likewise B).
+struct BatchedGemm {
+  int64_t batch, M, N, K;
+  Tensor a, b, out;
+  std::vector<int64_t> aoff, boff;
+  BlasLayout la, lb;
+  double alpha = 1, beta = 0;
+  // Writes the addend of out[i] rows or columns [p0, p1) just before that piece's product, so
+  // the bias copy is split like the product and the piece is still in cache when BLAS reads it.
+  std::function<void(int64_t i, bool cols, int64_t p0, int64_t p1)> init;
+};
+
+// How a batched product is dealt out (Note [GEMM threading]).
+struct Split {
+  bool parallel = false;
+  bool cols = true;    // pieces are column blocks (else row blocks)
+  int64_t pieces = 1;  // per matrix
+  int64_t chunk = 0;   // rows or columns per piece
+};
+
+Split choose_split(int64_t batch, int64_t M, int64_t N, int64_t K, int threads) {
+  Split s;
+  s.chunk = N;
+  if (threads <= 1 || double(batch) * double(M) * double(N) * double(K) < kMinSplitWork) return s;
+  if (batch >= 4 * threads || batch % threads == 0) {
+    s.parallel = true;
+    return s;
+  }
+  // Cut the dimension whose operand is re-packed less: column pieces each pack all of A (M*K),
+  // row pieces all of B (K*N).
+  s.cols = N >= M;
+  int64_t d = s.cols ? N : M;
+  int64_t per = (d + threads - 1) / threads;
+  int64_t align = per >= 256 ? 16 : 4;  // whole micro-kernel tiles, but balanced on small d
+  if (per < 2 * align && batch == 1) return s;
+  s.parallel = true;
+  if (per < 2 * align) return s;  // split the batch only
+  s.chunk = (per + align - 1) / align * align;
+  s.pieces = (d + s.chunk - 1) / s.chunk;
+  return s;
+}
+
+template <typename T>
+void run_blas(const BatchedGemm& g) {
+  const int64_t M = g.M, N = g.N, K = g.K;
+  const T* A = g.a.data<T>();
+  const T* B = g.b.data<T>();
+  T* C = g.out.data<T>();
+  Split s = choose_split(g.batch, M, N, K, in_parallel_region() ? 1 : get_num_threads());
+  auto piece = [&](int64_t item) {
+    int64_t i = item / s.pieces, q = item % s.pieces;
+    int64_t d = s.cols ? N : M;
+    int64_t p0 = std::min(d, q * s.chunk), p1 = s.pieces == 1 ? d : std::min(d, p0 + s.chunk);
+    if (p0 >= p1) return;
+    if (g.init) g.init(i, s.cols, p0, p1);
+    const T* a = A + g.aoff[i];
+    const T* b = B + g.boff[i];
+    T* c = C + i * M * N;
+    int64_t m = M, n = N;
+    if (s.cols) {
+      b += g.lb.trans == CblasNoTrans ? p0 : p0 * g.lb.ld;
+      c += p0;
+      n = p1 - p0;
+    } else {
+      a += g.la.trans == CblasNoTrans ? p0 * g.la.ld : p0;
+      c += p0 * N;
+      m = p1 - p0;
+    }
+    blas_gemm<T>(g.la.trans, g.lb.trans, m, n, K, g.alpha, a, g.la.ld, b, g.lb.ld, g.beta, c, N);
+  };
+  SingleThreadBlas one_thread;
+  int64_t items = g.batch * s.pieces;
+  if (s.parallel)
+    parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) piece(it);
+    });
+  else
+    for (int64_t it = 0; it < items; ++it) piece(it);
 }
 
 template <typename T>
@@ -46,33 +173,92 @@ void gemm_generic(const Tensor& a, const Tensor& b, const Tensor& out, double al
   });
 }
 
-// out (contiguous [M,N]) = alpha * a @ b + beta * out
-void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
-  int64_t M = a.sizes()[0], K = a.sizes()[1], N = b.sizes()[1];
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (beta == 0) nd::zero_(out);
-    else if (beta != 1) nd::mul_(out, scalar_tensor(beta, DType::Float64, true));
-    return;
-  }
-  DType dt = a.dtype();
-  if (dt == DType::Float32 || dt == DType::Float64) {
-    BlasMat A = as_blas(a), B = as_blas(b);
-    if (dt == DType::Float32)
-      scipy_cblas_sgemm(CblasRowMajor, A.trans, B.trans, (int)M, (int)N, (int)K, (float)alpha, A.t.data<float>(), A.ld,
-                        B.t.data<float>(), B.ld, (float)beta, out.data<float>(), (int)std::max<int64_t>(N, 1));
-    else
-      scipy_cblas_dgemm(CblasRowMajor, A.trans, B.trans, (int)M, (int)N, (int)K, alpha, A.t.data<double>(), A.ld,
-                        B.t.data<double>(), B.ld, beta, out.data<double>(), (int)std::max<int64_t>(N, 1));
-    return;
-  }
-  ND_DISPATCH_ALL(dt, "mm", [&] {
+// out (2-D view) = alpha * a @ b + beta * out, for dtypes BLAS does not cover.
+void gemm_loop(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
+  ND_DISPATCH_ALL(a.dtype(), "mm", [&] {
     if constexpr (std::is_same_v<scalar_t, bool>) {
       throw TypeError("[mm] is not implemented for bool tensors");
     } else {
       gemm_generic<scalar_t>(a, b, out, alpha, beta);
     }
   });
+}
+
+bool is_blas_dtype(DType dt) { return dt == DType::Float32 || dt == DType::Float64; }
+
+// Runs g (after g.init) for any dtype and any K, including K == 0 (out = beta * addend).
+void run_batched(BatchedGemm& g) {
+  if (g.batch == 0 || g.M == 0 || g.N == 0) return;
+  DType dt = g.out.dtype();
+  if (g.K == 0 || !is_blas_dtype(dt)) {
+    Tensor out3 = g.out.view_of({g.batch, g.M, g.N}, {g.M * g.N, g.N, 1}, g.out.offset());
+    if (g.init)
+      for (int64_t i = 0; i < g.batch; ++i) g.init(i, true, 0, g.N);
+    if (g.K == 0) {
+      if (g.beta == 0) nd::zero_(out3);
+      else if (g.beta != 1) nd::mul_(out3, scalar_tensor(g.beta, DType::Float64, true));
+      return;
+    }
+    auto mat = [](const Tensor& t, int64_t off, int64_t r, int64_t c, int64_t s0, int64_t s1) {
+      return t.view_of({r, c}, {s0, s1}, t.offset() + off);
+    };
+    auto one = [&](int64_t i) {
+      Tensor am = g.la.trans == CblasNoTrans ? mat(g.a, g.aoff[i], g.M, g.K, g.la.ld, 1) : mat(g.a, g.aoff[i], g.M, g.K, 1, g.la.ld);
+      Tensor bm = g.lb.trans == CblasNoTrans ? mat(g.b, g.boff[i], g.K, g.N, g.lb.ld, 1) : mat(g.b, g.boff[i], g.K, g.N, 1, g.lb.ld);
+      gemm_loop(am, bm, mat(g.out, i * g.M * g.N, g.M, g.N, g.N, 1), g.alpha, g.beta);
+    };
+    // Small matrices: the per-matrix loop is not worth a parallel region of its own.
+    bool small = g.M * g.N * g.K < 64 * 64 * 64;
+    if (small) parallel_for(g.batch, 8, [&](int64_t b0, int64_t b1) { for (int64_t i = b0; i < b1; ++i) one(i); });
+    else for (int64_t i = 0; i < g.batch; ++i) one(i);
+    return;
+  }
+  if (dt == DType::Float32) run_blas<float>(g);
+  else run_blas<double>(g);
+}
+
+// Fills one operand of g (t: [..., r, c] with `batch_strides` over the broadcast `batch`): the
+// tensor, its per-matrix offsets and BLAS layout. Matrices BLAS cannot read in place are copied
+// to a contiguous tensor first, once per distinct matrix.
+void set_operand(Tensor t, const Shape& batch_strides, const Shape& batch, Tensor& dst, std::vector<int64_t>& offs,
+                 BlasLayout& lay) {
+  int64_t d = t.dim(), r = t.sizes()[d - 2], c = t.sizes()[d - 1];
+  lay = blas_layout(t);
+  Shape bstr = batch_strides;
+  if (!lay.ok) {
+    // Only the matrix dims need copying: broadcast batch dims keep their zero strides.
+    Shape unb = batch;
+    for (size_t k = 0; k < unb.size(); ++k) if (bstr[k] == 0) unb[k] = 1;
+    Shape sz = unb, st = bstr;
+    sz.push_back(r); sz.push_back(c);
+    st.push_back(t.strides()[d - 2]); st.push_back(t.strides()[d - 1]);
+    Tensor cc = empty_tensor(sz, t.dtype(), t.device());
+    copy_into(cc, t.view_of(sz, st, t.offset()));
+    int64_t acc = r * c;
+    for (size_t k = unb.size(); k-- > 0;) {
+      bstr[k] = unb[k] == 1 ? 0 : acc;
+      acc *= unb[k];
+    }
+    t = cc;
+    lay = {true, CblasNoTrans, std::max<int64_t>(1, c)};
+  }
+  dst = t;
+  int64_t n = numel_of(batch);
+  offs.assign(n, 0);
+  // Offsets relative to t.data(): walk the batch index like an odometer.
+  Shape idx(batch.size(), 0);
+  int64_t off = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    offs[i] = off;
+    for (size_t k = batch.size(); k-- > 0;) {
+      if (++idx[k] < batch[k]) {
+        off += bstr[k];
+        break;
+      }
+      off -= bstr[k] * (batch[k] - 1);
+      idx[k] = 0;
+    }
+  }
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
@@ -86,17 +272,37 @@ Tensor output_for(Call& c, const Shape& shape, DType dt, Device dev) {
   return out.is_contiguous() && out.dtype() == dt ? out : empty_tensor(shape, dt, dev);
 }
 
-// Batched product of contiguous-batch 3-D operands into contiguous out [B,M,N].
-void bmm_into(const Tensor& a, const Tensor& b, const Tensor& out) {
-  int64_t B = a.sizes()[0];
-  int64_t M = a.sizes()[1], N = b.sizes()[2];
-  auto mat = [](const Tensor& t, int64_t i) { return t.view_of({t.sizes()[1], t.sizes()[2]}, {t.strides()[1], t.strides()[2]}, t.offset() + i * t.strides()[0]); };
-  // Small matrices: one BLAS call each costs more than the math; run batches in parallel.
-  bool small = M * N * a.sizes()[2] < 64 * 64 * 64;
-  auto body = [&](int64_t b0, int64_t b1) {
-    for (int64_t i = b0; i < b1; ++i) gemm(mat(a, i), mat(b, i), mat(out, i), 1.0, 0.0);
-  };
-  if (small) parallel_for(B, 8, body); else body(0, B);
+// a [batch..., M, K] @ b [batch..., K, N] into contiguous out, with `batch` the broadcast batch
+// shape and each operand's batch strides already broadcast (0 on expanded dims).
+BatchedGemm make_batched(const Tensor& a, const Shape& abs, const Tensor& b, const Shape& bbs, const Shape& batch,
+                         const Tensor& out) {
+  BatchedGemm g;
+  g.batch = numel_of(batch);
+  g.M = a.sizes()[a.dim() - 2];
+  g.K = a.sizes()[a.dim() - 1];
+  g.N = b.sizes()[b.dim() - 1];
+  g.out = out;
+  set_operand(a, abs, batch, g.a, g.aoff, g.la);
+  set_operand(b, bbs, batch, g.b, g.boff, g.lb);
+  return g;
+}
+
+// Collapses a's leading dims into its rows when they nest ([..., M, K] -> [B*M, K]), so a
+// batch times one shared matrix is a single GEMM.
+bool fold_rows(const Tensor& a, Tensor& a2) {
+  int64_t d = a.dim(), rows = 1, rs = 0;
+  bool first = true;
+  for (int64_t k = d - 2; k >= 0; --k) {
+    int64_t sz = a.sizes()[k], st = a.strides()[k];
+    if (sz == 1) continue;
+    if (first) rs = st;
+    else if (st != rs * rows) return false;
+    first = false;
+    rows *= sz;
+  }
+  for (int64_t k = 0; k < d - 1; ++k) if (a.sizes()[k] == 0) rows = 0;
+  a2 = a.view_of({rows, a.sizes()[d - 1]}, {first ? a.sizes()[d - 1] : rs, a.strides()[d - 1]}, a.offset());
+  return true;
 }
 
 }  // namespace
@@ -110,7 +316,8 @@ void k_mm(Call& c) {
                      std::to_string(a.sizes()[1]) + " != " + std::to_string(b.sizes()[0]) + ")");
   check_same_dtype("mm", a, b);
   Tensor out = output_for(c, {a.sizes()[0], b.sizes()[1]}, a.dtype(), a.device());
-  gemm(a, b, out, 1.0, 0.0);
+  BatchedGemm g = make_batched(a, {}, b, {}, {}, out);
+  run_batched(g);
   finish_output(c, out);
 }
 
@@ -122,7 +329,8 @@ void k_bmm(Call& c) {
     throw ValueError("[bmm] shapes " + shape_str(a.sizes()) + " and " + shape_str(b.sizes()) + " cannot be multiplied");
   check_same_dtype("bmm", a, b);
   Tensor out = output_for(c, {a.sizes()[0], a.sizes()[1], b.sizes()[2]}, a.dtype(), a.device());
-  bmm_into(a, b, out);
+  BatchedGemm g = make_batched(a, {a.strides()[0]}, b, {b.strides()[0]}, {a.sizes()[0]}, out);
+  run_batched(g);
   finish_output(c, out);
 }
 
@@ -144,31 +352,22 @@ void k_matmul(Call& c) {
   if (!a_vec) final_shape.push_back(M);
   if (!b_vec) final_shape.push_back(N);
   Tensor out = output_for(c, final_shape, a.dtype(), a.device());
-  int64_t B = numel_of(batch);
-  if (batch.empty()) {
-    gemm(a, b, out.view_of({M, N}, {N, 1}, out.offset()), 1.0, 0.0);
-  } else if (bb.empty() && a.is_contiguous()) {
-    // [..., M, K] @ [K, N]: fold the batch into M for one large GEMM
-    Tensor a2 = a.view_of({B * M, K}, {K, 1}, a.offset());
-    gemm(a2, b, out.view_of({B * M, N}, {N, 1}, out.offset()), 1.0, 0.0);
+  Tensor a2;
+  BatchedGemm g;
+  if (!batch.empty() && bb.empty() && fold_rows(a, a2)) {
+    // [..., M, K] @ [K, N]: one GEMM with the batch folded into M
+    g = make_batched(a2, {}, b, {}, {}, out);
   } else {
-    Shape sa = batch, sb = batch;
-    sa.push_back(M); sa.push_back(K);
-    sb.push_back(K); sb.push_back(N);
-    Tensor ae = nd::expand(a, sa), be = nd::expand(b, sb);
-    auto flat3 = [&](const Tensor& t, int64_t r, int64_t cc) {
-      Tensor tc = t;
-      // batch dims must collapse to one stride; otherwise materialise
-      Shape st(t.strides().begin(), t.strides().end() - 2);
-      bool ok = true;
-      for (size_t i = 0; i + 1 < st.size(); ++i)
-        if (st[i] != st[i + 1] * batch[i + 1]) ok = false;
-      if (!ok) tc = nd::clone(t);
-      int64_t bstride = batch.empty() ? 0 : tc.strides()[batch.size() - 1];
-      return tc.view_of({B, r, cc}, {bstride, tc.strides()[tc.dim() - 2], tc.strides()[tc.dim() - 1]}, tc.offset());
+    auto bstrides = [&](const Tensor& t) {
+      Shape full = batch;
+      full.push_back(t.sizes()[t.dim() - 2]);
+      full.push_back(t.sizes()[t.dim() - 1]);
+      Shape st = broadcast_strides(t, full, "matmul");
+      return Shape(st.begin(), st.end() - 2);
     };
-    bmm_into(flat3(ae, M, K), flat3(be, K, N), out.view_of({B, M, N}, {M * N, N, 1}, out.offset()));
+    g = make_batched(a, bstrides(a), b, bstrides(b), batch, out);
   }
+  run_batched(g);
   finish_output(c, out);
 }
 
@@ -179,10 +378,22 @@ void k_addmm(Call& c) {
   check_same_dtype("addmm", a, b);
   check_same_dtype("addmm", self, a);
   double beta = c.attrs[0].to_double(), alpha = c.attrs[1].to_double();
-  Shape shape{a.sizes()[0], b.sizes()[1]};
+  int64_t M = a.sizes()[0], N = b.sizes()[1];
+  Shape shape{M, N};
+  Shape ss = broadcast_strides(self, shape, "addmm");  // also rejects a self that cannot broadcast
   Tensor out = output_for(c, shape, a.dtype(), a.device());
-  if (beta != 0) copy_into(out, self);  // broadcasts the bias
-  gemm(a, b, out, alpha, beta);
+  BatchedGemm g = make_batched(a, {}, b, {}, {}, out);
+  g.alpha = alpha;
+  g.beta = beta;
+  if (beta != 0) {
+    // beta == 0 ignores self entirely (NaN included), as torch does
+    g.init = [&](int64_t, bool cols, int64_t p0, int64_t p1) {
+      int64_t r0 = cols ? 0 : p0, r1 = cols ? M : p1, c0 = cols ? p0 : 0, c1 = cols ? p1 : N;
+      copy_into(out.view_of({r1 - r0, c1 - c0}, {N, 1}, out.offset() + r0 * N + c0),
+                self.view_of({r1 - r0, c1 - c0}, ss, self.offset() + r0 * ss[0] + c0 * ss[1]));
+    };
+  }
+  run_batched(g);
   finish_output(c, out);
 }
 
