@@ -13,6 +13,11 @@
 // GEMMs run on the calling thread so OpenBLAS uses its own threads; im2col/col2im use our pool.
 // 1x1 kernels with stride 1 and no padding skip im2col: the input already is the column matrix.
 // float16/bfloat16 compute in float32.
+// Before im2col, each pattern offers the call to conv_lanes.cpp (AVX-512 CPUs), whose direct
+// kernels serve the shapes where these GEMMs are thin and im2col dominates: samples in the
+// vector lanes (small channel counts, batch >= one vector), whole planes as one long row
+// (stride 1), and output channels in the lanes (few samples, many output channels). It declines
+// everything else, and everything on other CPUs, and this file's path runs.
 #include <cblas.h>
 
 #include <cstring>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "blas_threads.h"
+#include "conv_lanes.h"
 #include "im2col.h"
 #include "winograd.h"
 #include "loops.h"
@@ -236,6 +242,7 @@ void conv_a(const T* big, const T* w, const T* bias, T* small, const Shapes& sh,
     });
     return;
   }
+  if (!pw && lanes::conv_a<T>(big, w, bias, small, sh.N, sh.Cb, sh.Cs, sh.G, g)) return;
   auto fill_bias = [&](T* dst, int64_t ld, int64_t rows, int64_t cols, int64_t ch0) {
     for (int64_t o = 0; o < rows; ++o) std::fill(dst + o * ld, dst + o * ld + cols, bias ? bias[ch0 + o] : T(0));
   };
@@ -288,6 +295,7 @@ void conv_b(const T* small, const T* w, T* big, const Shapes& sh, const Geo& g) 
     });
     return;
   }
+  if (!pw && lanes::conv_b<T>(small, w, big, sh.N, sh.Cb, sh.Cs, sh.G, g)) return;
   if (!pw) {
     int64_t total = sh.N * sh.Cb * I;
     parallel_for(total, kGrainCheap, [&](int64_t b, int64_t e) { std::fill(big + b, big + e, T(0)); });
@@ -345,6 +353,7 @@ void conv_c(const T* small, const T* big, T* dw, const Shapes& sh, const Geo& g)
     });
     return;
   }
+  if (!pw && lanes::conv_c<T>(small, big, dw, sh.N, sh.Cb, sh.Cs, sh.G, g)) return;
   std::fill(dw, dw + sh.Cs * CK, T(0));
   std::mutex mu;
   run_chunks<T>(sh, g, pw, [&](const Chunk& ch, Work<T>& wk) {
