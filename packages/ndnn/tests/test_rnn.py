@@ -245,17 +245,38 @@ def test_lstm_proj_size_matches_torch():
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-@pytest.mark.parametrize("hidden,batch", [(16, 4), (20, 7), (72, 12)])
-def test_fused_float32_matches_torch(mode, hidden, batch):
-    """float32 runs the vectorised gate math and the small-batch GEMM tiles (5-row tiles, 64-column
-    blocks; these sizes leave row and column remainders for the fallback paths)."""
+@pytest.mark.parametrize("hidden,batch", [(16, 4), (20, 7), (72, 12), (100, 23)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_float32_matches_torch(mode, hidden, batch, threads):
+    """float32 runs the vectorised gate math and the small-batch GEMM tiles (5-row tiles, 16- and
+    64-unit blocks; these sizes leave row and unit remainders). At (100, 23) the LSTM's steps are
+    large enough to be shared by two threads (csrc/kernels/rnn_fast.cpp)."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(2)
     tm = getattr(torch.nn, mode)(8, hidden, num_layers=2, bidirectional=True)
     m = getattr(ndnn, mode)(8, hidden, num_layers=2, bidirectional=True)
     _copy_from_torch(tm, m)
-    x = np.random.default_rng(3).normal(size=(9, batch, 8)).astype(np.float32)
-    _compare_with_torch(torch, tm, m, x, rtol=2e-5, atol=2e-6)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(9, batch, 8)).astype(np.float32)
+    hx = [rng.normal(size=(4, batch, hidden)).astype(np.float32) for _ in range(2 if mode == "LSTM" else 1)]
+    before = nd.get_num_threads()
+    nd.set_num_threads(threads)
+    try:
+        _compare_with_torch(torch, tm, m, x, hx, rtol=2e-5, atol=2e-6)
+    finally:
+        nd.set_num_threads(before)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_training_step_shape_matches_torch(batch_first):
+    """The benchmark's layer (64 -> 256, batch 20): outputs, final states and every gradient."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(4)
+    tm = torch.nn.LSTM(64, 256, batch_first=batch_first)
+    m = ndnn.LSTM(64, 256, batch_first=batch_first)
+    _copy_from_torch(tm, m)
+    x = np.random.default_rng(5).normal(size=(20, 12, 64) if batch_first else (12, 20, 64)).astype(np.float32)
+    _compare_with_torch(torch, tm, m, x, rtol=5e-5, atol=5e-6)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
@@ -361,3 +382,18 @@ def test_pack_padded_sequence_gradient():
     g[:, 0] = [1.0, 2.0]
     g[0, 1] = [1.0, 2.0]
     np.testing.assert_array_equal(x.grad.numpy(), g)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_fused_layer_output_freed_with_graph(mode):
+    """The fused Functions save a detached alias of their output, so the output (and its ~T*B*H
+    storage) dies with the graph; saving the output itself kept it alive for good."""
+    import gc
+    import weakref
+
+    m = getattr(ndnn, mode)(3, 4)
+    out, _ = m(nd.randn(5, 2, 3))
+    ref = weakref.ref(out)
+    del out, _
+    gc.collect()
+    assert ref() is None

@@ -7,18 +7,26 @@
 // for all timesteps at once; these kernels run only the sequential part: per step one GEMM with
 // W_hh and the gate math in one pass over the batch. The forward saves the activated gates (and
 // the LSTM cells / GRU hidden projection) so the backward needs no recomputation but tanh(c).
-// The backward accumulates dW_hh with a single GEMM over all steps after the time loop.
-// The per-step products are short (M = batch) and wide: float32 ones run a register-tiled
-// AVX-512 kernel (small_sgemm_avx512, ~1.5x OpenBLAS at batch 20) where the CPU has it, and
-// OpenBLAS runs single-threaded during the loop when a step is small (StepBlasThreads).
+// The backward computes dW_hh after the time loop as one product over all steps, reading the
+// previous hidden states from the saved output (recurrent_weight_grad).
+// The per-step products are short (M = batch) and wide. float32 LSTM layers on AVX-512 CPUs run
+// the loops of rnn_fast.cpp (See Note [Fused LSTM fast path]): own tiled products, threads split
+// by hidden units for the whole sequence. The loops here serve the rest: float32 products run a
+// register-tiled AVX-512 kernel (small_sgemm_avx512, ~1.5x OpenBLAS at batch 20) where the CPU
+// has it, OpenBLAS runs single-threaded during the loop when a step is small, and the gate math
+// runs in ISA variants (simd_dispatch.h).
 // Gate orders follow torch: LSTM (i, f, g, o), GRU (r, z, n).
 #include <cblas.h>
 
 #include <cstring>
-#include <mutex>
+#include <optional>
 
+#include "blas_threads.h"
 #include "loops.h"
-#include "unary_ops.h"
+#include "rnn_fast.h"
+#include "simd_dispatch.h"
+#include "tile64.h"
+#include "vecmath.h"
 
 namespace nd {
 namespace {
@@ -40,31 +48,6 @@ void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T
 // wide gate (N) products of one time step, where OpenBLAS's packing costs more than it saves.
 // Register tile: 5 rows x 64 columns (20 AVX-512 accumulators), K in chunks of 64 so the
 // 64-column slice of Bt stays in L1. Columns past the last multiple of 64 go to OpenBLAS.
-// aligned(4): rows of the operands are only float-aligned; the type also allows aliasing floats
-typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
-
-// always_inline: compiled inside the AVX-512 caller, never as a generic (SSE-emulated) copy.
-template <int R>
-__attribute__((always_inline)) inline void tile_5x64(const float* A, int64_t lda, const float* Bt, int64_t ldb, float* C,
-                                                     int64_t ldc, int64_t K) {
-  v16f acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = *reinterpret_cast<const v16f*>(C + r * ldc + 16 * j);
-  for (int64_t k = 0; k < K; ++k) {
-    const v16f* b = reinterpret_cast<const v16f*>(Bt + k * ldb);
-    const v16f b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-    for (int r = 0; r < R; ++r) {
-      const float a = A[r * lda + k];
-      acc[r][0] += a * b0;
-      acc[r][1] += a * b1;
-      acc[r][2] += a * b2;
-      acc[r][3] += a * b3;
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) *reinterpret_cast<v16f*>(C + r * ldc + 16 * j) = acc[r][j];
-}
-
 __attribute__((target("avx512f,fma"))) void small_sgemm_avx512(int64_t M, int64_t N, int64_t K, const float* A,
                                                                int64_t lda, const float* Bt, int64_t ldb, float* C,
                                                                int64_t ldc) {
@@ -73,16 +56,14 @@ __attribute__((target("avx512f,fma"))) void small_sgemm_avx512(int64_t M, int64_
     const int64_t kc = std::min(kKc, K - k0);
     for (int64_t n0 = 0; n0 + 64 <= N; n0 += 64) {
       int64_t m0 = 0;
-      for (; m0 + 5 <= M; m0 += 5) tile_5x64<5>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
-      for (; m0 < M; ++m0) tile_5x64<1>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
+      for (; m0 + 5 <= M; m0 += 5) tile64::tile<5>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
+      for (; m0 < M; ++m0) tile64::tile<1>(A + m0 * lda + k0, lda, Bt + k0 * ldb + n0, ldb, C + m0 * ldc + n0, ldc, kc);
     }
   }
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return yes;
-}
+// ND_SIMD below avx512 turns the tile kernel off too (tests reach the OpenBLAS steps that way).
+bool has_avx512() { return simd_level() == SimdLevel::Avx512; }
 
 // C += A @ Bt (row-major; Bt is K x N). float32 with AVX-512 and a short batch takes the tile
 // kernel above; everything else OpenBLAS.
@@ -100,18 +81,16 @@ void step_gemm_acc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, con
   gemm_rm<T>(false, false, M, N, K, T(1), A, lda, Bt, ldb, T(1), C, ldc);
 }
 
-// Branch-free float activations so the row loops below vectorise; double keeps libm's accuracy
-// (it serves gradcheck). tanh(x) = 1 - 2 / (e^{2x} + 1) is within ~1e-7 absolute in float32.
+// Activations from vecmath.h (branch-free, so the row loops below vectorise); float64 tanh keeps
+// libm's.
 template <typename T> inline T sigm(T x) {
-  if constexpr (std::is_same_v<T, float>) return 1.0f / (1.0f + ufn::exp_f32(-x)); else return T(1) / (T(1) + std::exp(-x));
+  if constexpr (std::is_same_v<T, float>) return vm::sigmoid_f32(x); else return vm::sigmoid_f64(x);
 }
 template <typename T> inline T tnh(T x) {
-  if constexpr (std::is_same_v<T, float>) return 1.0f - 2.0f / (ufn::exp_f32(2.0f * x) + 1.0f); else return std::tanh(x);
+  if constexpr (std::is_same_v<T, float>) return vm::tanh_f32(x); else return std::tanh(x);
 }
 
-// ---- per-row gate math: simple contiguous loops, compiled once per ISA for float ------------
-// (target_clones picks the AVX2 build at load time where the CPU has it; the default build
-// stays plain x86-64.)
+// ---- per-row gate math: contiguous loops, run as ISA variants (simd_dispatch.h) -------------
 // LSTM forward for one batch row: gr holds the pre-activations (i, f, g, o), overwritten by the
 // activations; writes the cell c and the hidden h.
 template <typename T>
@@ -124,10 +103,6 @@ inline void lstm_fwd_row(T* gr, const T* cp, T* c, T* h, int64_t H) {
     c[j] = cv;
     h[j] = gr[3 * H + j] * tnh(cv);
   }
-}
-__attribute__((target_clones("avx2", "default"))) void lstm_fwd_row_f32(float* gr, const float* cp, float* c,
-                                                                        float* h, int64_t H) {
-  lstm_fwd_row<float>(gr, cp, c, h, H);
 }
 
 // LSTM backward for one batch row: dh/dc hold the incoming gradients of h and c (dc is
@@ -146,12 +121,6 @@ inline void lstm_bwd_row(const T* gr, const T* c, const T* cp, const T* go, cons
     dc[j] = dcv * f;
   }
 }
-__attribute__((target_clones("avx2", "default"))) void lstm_bwd_row_f32(const float* gr, const float* c,
-                                                                        const float* cp, const float* go,
-                                                                        const float* dh, float* dc, float* dgr,
-                                                                        int64_t H) {
-  lstm_bwd_row<float>(gr, c, cp, go, dh, dc, dgr, H);
-}
 
 // GRU forward for one batch row: xr = input projection (r, z, n), hr = W_hh h + b_hh.
 template <typename T>
@@ -166,24 +135,49 @@ inline void gru_fwd_row(const T* xr, const T* hr, const T* hp, T* gr, T* hnl, T*
     h[j] = n + z * (hp[j] - n);
   }
 }
-__attribute__((target_clones("avx2", "default"))) void gru_fwd_row_f32(const float* xr, const float* hr,
-                                                                       const float* hp, float* gr, float* hnl,
-                                                                       float* h, int64_t H) {
-  gru_fwd_row<float>(xr, hr, hp, gr, hnl, h, H);
+
+// GRU backward for one batch row: writes the gradients of the input projection (dg) and of the
+// hidden projection W_hh h + b_hh (dgh, which differs in the n block by r), and the part of dh
+// that skips W_hh (dhd).
+template <typename T>
+inline void gru_bwd_row(const T* gr, const T* hl, const T* hp, const T* go, const T* dh, T* dg, T* dgh, T* dhd,
+                        int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    T r = gr[j], z = gr[H + j], n = gr[2 * H + j];
+    T dhv = dh[j] + go[j];
+    T dan = dhv * (T(1) - z) * (T(1) - n * n);
+    T dar = dan * hl[j] * r * (T(1) - r);
+    T daz = dhv * (hp[j] - n) * z * (T(1) - z);
+    dg[j] = dar, dg[H + j] = daz, dg[2 * H + j] = dan;
+    dgh[j] = dar, dgh[H + j] = daz, dgh[2 * H + j] = dan * r;
+    dhd[j] = dhv * z;
+  }
 }
 
-template <typename T> inline void lstm_fwd(T* gr, const T* cp, T* c, T* h, int64_t H) {
-  if constexpr (std::is_same_v<T, float>) lstm_fwd_row_f32(gr, cp, c, h, H); else lstm_fwd_row<T>(gr, cp, c, h, H);
-}
+// Rows [b0, b1) of one step; each row of a buffer is contiguous (gates 4H or 3H wide, states H).
 template <typename T>
-inline void lstm_bwd(const T* gr, const T* c, const T* cp, const T* go, const T* dh, T* dc, T* dgr, int64_t H) {
-  if constexpr (std::is_same_v<T, float>) lstm_bwd_row_f32(gr, c, cp, go, dh, dc, dgr, H);
-  else lstm_bwd_row<T>(gr, c, cp, go, dh, dc, dgr, H);
-}
-template <typename T> inline void gru_fwd(const T* xr, const T* hr, const T* hp, T* gr, T* hnl, T* h, int64_t H) {
-  if constexpr (std::is_same_v<T, float>) gru_fwd_row_f32(xr, hr, hp, gr, hnl, h, H);
-  else gru_fwd_row<T>(xr, hr, hp, gr, hnl, h, H);
-}
+ND_SIMD_KERNEL(LstmFwdRows, (int64_t b0, int64_t b1, T* g, const T* cp, T* c, T* h, int64_t H), {
+  for (int64_t b = b0; b < b1; ++b) lstm_fwd_row<T>(g + b * 4 * H, cp + b * H, c + b * H, h + b * H, H);
+})
+template <typename T>
+ND_SIMD_KERNEL(LstmBwdRows, (int64_t b0, int64_t b1, const T* g, const T* c, const T* cp, const T* go, const T* dh,
+                             T* dc, T* dg, int64_t H), {
+  for (int64_t b = b0; b < b1; ++b)
+    lstm_bwd_row<T>(g + b * 4 * H, c + b * H, cp + b * H, go + b * H, dh + b * H, dc + b * H, dg + b * 4 * H, H);
+})
+template <typename T>
+ND_SIMD_KERNEL(GruFwdRows, (int64_t b0, int64_t b1, const T* x, const T* hr, const T* hp, T* g, T* hnl, T* h,
+                            int64_t H), {
+  for (int64_t b = b0; b < b1; ++b)
+    gru_fwd_row<T>(x + b * 3 * H, hr + b * 3 * H, hp + b * H, g + b * 3 * H, hnl + b * H, h + b * H, H);
+})
+template <typename T>
+ND_SIMD_KERNEL(GruBwdRows, (int64_t b0, int64_t b1, const T* g, const T* hl, const T* hp, const T* go, const T* dh,
+                            T* dg, T* dgh, T* dhd, int64_t H), {
+  for (int64_t b = b0; b < b1; ++b)
+    gru_bwd_row<T>(g + b * 3 * H, hl + b * H, hp + b * H, go + b * H, dh + b * H, dg + b * 3 * H, dgh + b * 3 * H,
+                   dhd + b * H, H);
+})
 
 void check_shape(const char* op, const char* what, const Tensor& t, const Shape& want) {
   if (t.sizes() != want)
@@ -206,75 +200,81 @@ std::vector<Tensor> prepared(const char* op, std::initializer_list<Tensor> ts) {
   return out;
 }
 
-// OpenBLAS single-threaded while alive, when one step's GEMM is too small to pay for waking a
-// second BLAS thread at every step (at these sizes a stalled wake-up costs more than the
-// product). Nested/concurrent guards restore the count the first one saw.
-class StepBlasThreads {
- public:
-  explicit StepBlasThreads(int64_t macs_per_step) : active_(macs_per_step <= (int64_t(1) << 23)) {
-    if (!active_) return;
-    std::lock_guard<std::mutex> g(mu());
-    if (depth()++ == 0) {
-      saved() = scipy_openblas_get_num_threads();
-      if (saved() != 1) scipy_openblas_set_num_threads(1);
-    }
-  }
-  ~StepBlasThreads() { end(); }
-  // Restores the thread count early (before a large GEMM after the time loop).
-  void end() {
-    if (!active_) return;
-    active_ = false;
-    std::lock_guard<std::mutex> g(mu());
-    if (--depth() == 0 && saved() != 1) scipy_openblas_set_num_threads(saved());
-  }
-  StepBlasThreads(const StepBlasThreads&) = delete;
-  StepBlasThreads& operator=(const StepBlasThreads&) = delete;
-
- private:
-  static std::mutex& mu() {
-    static std::mutex m;
-    return m;
-  }
-  static int& depth() {
-    static int d = 0;
-    return d;
-  }
-  static int& saved() {
-    static int s = 1;
-    return s;
-  }
-  bool active_;
-};
+// Whether OpenBLAS should run single-threaded (SingleThreadBlas) during a time loop: when a step
+// is too small to pay for waking a second BLAS thread at every step (at these sizes a stalled
+// wake-up costs more than the product).
+inline bool small_steps(int64_t macs_per_step) { return macs_per_step <= (int64_t(1) << 23); }
 
 // Rows of the batch split across threads only when a step has enough work to pay for it.
 inline int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1)); }
 
 inline int64_t step_t(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
+// dW = sum_t dG_t^T @ h_{t-1} (G x H) as two GEMMs over the saved outputs (no copy of h_{t-1}):
+// the steps whose previous hidden state is a saved output, then the first step's (h0).
+// With several threads the G rows of dW are split across our pool, one single-threaded GEMM per
+// thread: OpenBLAS's own threading gains little on products of this size (K = T * B ~ 1000).
+template <typename T>
+void recurrent_weight_grad(const T* dg, const T* out, const T* h0, int64_t Tn, int64_t B, int64_t H, int64_t G,
+                           bool reverse, T* dw) {
+  if (Tn * B == 0) {
+    std::memset(dw, 0, sizeof(T) * G * H);
+    return;
+  }
+  // forward: dG_1.. pair with out_0..; reverse: dG_0..T-2 pair with out_1..
+  const T* dg_rest = reverse ? dg : dg + B * G;
+  const T* h_rest = reverse ? out + B * H : out;
+  const T* dg_first = dg + (reverse ? Tn - 1 : 0) * B * G;
+  auto rows = [&](int64_t r0, int64_t r1) {
+    T* d = dw + r0 * H;
+    gemm_rm<T>(true, false, r1 - r0, H, (Tn - 1) * B, T(1), dg_rest + r0, G, h_rest, H, T(0), d, H);
+    if (Tn == 1) std::memset(d, 0, sizeof(T) * (r1 - r0) * H);  // the GEMM above had K = 0
+    gemm_rm<T>(true, false, r1 - r0, H, B, T(1), dg_first + r0, G, h0, H, T(1), d, H);
+  };
+  const int64_t threads = get_num_threads();
+  if (threads > 1 && !in_parallel_region() && G * H * Tn * B >= (int64_t(1) << 24)) {
+    SingleThreadBlas single;
+    const int64_t chunk = (G / threads + 15) / 16 * 16;  // whole 16-row blocks per thread
+    parallel_for((G + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) rows(c * chunk, std::min(G, (c + 1) * chunk));
+    });
+  } else {
+    rows(0, G);
+  }
+}
+
 // ---- LSTM -------------------------------------------------------------------------------------
+template <typename T> bool use_fast_lstm(int64_t Tn, int64_t B) {
+  return std::is_same_v<T, float> && Tn > 0 && B > 0 && rnn_fast::lstm_fast_applies(B);
+}
+
 template <typename T>
 void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w, bool reverse, Tensor& out,
                   Tensor& hn, Tensor& cn, Tensor& gates, Tensor& cells) {
   const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1], G = 4 * H;
-  const T* gxd = gx.data<T>();
-  const Tensor wt = nd::transpose(w, 0, 1).contiguous();  // (H, 4H): the steps read it row by row
-  const T* wtd = wt.data<T>();
   T* od = out.data<T>();
   T* gd = gates.data<T>();
   T* cd = cells.data<T>();
-  StepBlasThreads blas(B * G * H);
-  for (int64_t s = 0; s < Tn; ++s) {
-    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
-    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
-    const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
-    T* g = gd + t * B * G;
-    std::memcpy(g, gxd + t * B * G, sizeof(T) * B * G);
-    step_gemm_acc<T>(B, G, H, hp, H, wtd, G, g, G);
-    T* c = cd + t * B * H;
-    T* h = od + t * B * H;
-    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) lstm_fwd<T>(g + b * G, cp + b * H, c + b * H, h + b * H, H);
-    });
+  if (use_fast_lstm<T>(Tn, B)) {
+    if constexpr (std::is_same_v<T, float>)
+      rnn_fast::lstm_forward(Tn, B, H, gx.data<T>(), h0.data<T>(), c0.data<T>(), w.data<T>(), reverse, od, gd, cd);
+  } else {
+    const T* gxd = gx.data<T>();
+    const Tensor wt = nd::transpose(w, 0, 1).contiguous();  // (H, 4H): the steps read it row by row
+    const T* wtd = wt.data<T>();
+    std::optional<SingleThreadBlas> blas;
+    if (small_steps(B * G * H)) blas.emplace();
+    for (int64_t s = 0; s < Tn; ++s) {
+      const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+      const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+      const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
+      T* g = gd + t * B * G;
+      std::memcpy(g, gxd + t * B * G, sizeof(T) * B * G);
+      step_gemm_acc<T>(B, G, H, hp, H, wtd, G, g, G);
+      T* c = cd + t * B * H;
+      T* h = od + t * B * H;
+      parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) { simd_run<LstmFwdRows<T>>(b0, b1, g, cp, c, h, H); });
+    }
   }
   if (Tn == 0) {
     std::memcpy(hn.data<T>(), h0.data<T>(), sizeof(T) * B * H);
@@ -293,37 +293,35 @@ void lstm_backward(const Tensor& gout, const Tensor& ghn, const Tensor& gcn, con
   const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1], G = 4 * H;
   const T* god = gout.data<T>();
   const T* wd = w.data<T>();
-  const T* od = out.data<T>();
   const T* gd = gates.data<T>();
   const T* cd = cells.data<T>();
   T* dgd = dgx.data<T>();
   T* dh = dh0.data<T>();
   T* dc = dc0.data<T>();
-  std::memcpy(dh, ghn.data<T>(), sizeof(T) * B * H);
-  std::memcpy(dc, gcn.data<T>(), sizeof(T) * B * H);
-  // h_prev of every step, in step-time order, for the one dW_hh GEMM after the loop
-  Tensor hprev = empty_tensor({Tn, B, H}, out.dtype());
-  T* hpd = hprev.data<T>();
-  StepBlasThreads blas(B * G * H);
-  for (int64_t s = Tn - 1; s >= 0; --s) {
-    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
-    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
-    const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
-    std::memcpy(hpd + t * B * H, hp, sizeof(T) * B * H);
-    const T* g = gd + t * B * G;
-    const T* c = cd + t * B * H;
-    const T* go = god + t * B * H;
-    T* dg = dgd + t * B * G;
-    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b)
-        lstm_bwd<T>(g + b * G, c + b * H, cp + b * H, go + b * H, dh + b * H, dc + b * H, dg + b * G, H);
-    });
-    std::memset(dh, 0, sizeof(T) * B * H);
-    step_gemm_acc<T>(B, H, G, dg, G, wd, H, dh, H);
+  if (use_fast_lstm<T>(Tn, B)) {
+    if constexpr (std::is_same_v<T, float>)
+      rnn_fast::lstm_backward(Tn, B, H, god, ghn.data<T>(), gcn.data<T>(), c0.data<T>(), wd, gd, cd, reverse, dgd, dh,
+                              dc);
+  } else {
+    std::memcpy(dh, ghn.data<T>(), sizeof(T) * B * H);
+    std::memcpy(dc, gcn.data<T>(), sizeof(T) * B * H);
+    std::optional<SingleThreadBlas> blas;
+    if (small_steps(B * G * H)) blas.emplace();
+    for (int64_t s = Tn - 1; s >= 0; --s) {
+      const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+      const T* cp = s == 0 ? c0.data<T>() : cd + tp * B * H;
+      const T* g = gd + t * B * G;
+      const T* c = cd + t * B * H;
+      const T* go = god + t * B * H;
+      T* dg = dgd + t * B * G;
+      parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+        simd_run<LstmBwdRows<T>>(b0, b1, g, c, cp, go, dh, dc, dg, H);
+      });
+      std::memset(dh, 0, sizeof(T) * B * H);
+      step_gemm_acc<T>(B, H, G, dg, G, wd, H, dh, H);
+    }
   }
-  blas.end();
-  gemm_rm<T>(true, false, G, H, Tn * B, T(1), dgd, G, hpd, H, T(0), dw.data<T>(), H);
-  if (Tn * B == 0) std::memset(dw.data<T>(), 0, sizeof(T) * G * H);
+  recurrent_weight_grad<T>(dgd, out.data<T>(), h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>());
 }
 
 // ---- GRU --------------------------------------------------------------------------------------
@@ -339,7 +337,8 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w, const Tens
   T* gd = gates.data<T>();
   T* nd_ = hidden_n.data<T>();
   std::vector<T> tmp((size_t)(B * G));
-  StepBlasThreads blas(B * G * H);
+  std::optional<SingleThreadBlas> blas;
+  if (small_steps(B * G * H)) blas.emplace();
   for (int64_t s = 0; s < Tn; ++s) {
     const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
     const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
@@ -349,9 +348,9 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w, const Tens
     T* g = gd + t * B * G;
     T* hnl = nd_ + t * B * H;
     T* h = od + t * B * H;
+    const T* hr = tmp.data();
     parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b)
-        gru_fwd<T>(x + b * G, tmp.data() + b * G, hp + b * H, g + b * G, hnl + b * H, h + b * H, H);
+      simd_run<GruFwdRows<T>>(b0, b1, x, hr, hp, g, hnl, h, H);
     });
   }
   const T* src = Tn == 0 ? h0.data<T>() : od + step_t(Tn - 1, Tn, reverse) * B * H;
@@ -373,44 +372,29 @@ void gru_backward(const Tensor& gout, const Tensor& ghn, const Tensor& h0, const
   std::memcpy(dh, ghn.data<T>(), sizeof(T) * B * H);
   // gradients of the hidden projection W_hh h + b_hh (differs from dgx in the n block by r)
   Tensor dgh = empty_tensor({Tn, B, G}, out.dtype());
-  Tensor hprev = empty_tensor({Tn, B, H}, out.dtype());
   T* dghd = dgh.data<T>();
-  T* hpd = hprev.data<T>();
   std::vector<T> dh_direct((size_t)(B * H));
-  StepBlasThreads blas(B * G * H);
-  for (int64_t s = Tn - 1; s >= 0; --s) {
-    const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
-    const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
-    std::memcpy(hpd + t * B * H, hp, sizeof(T) * B * H);
-    const T* g = gd + t * B * G;
-    const T* hl = hnd + t * B * H;
-    const T* go = god + t * B * H;
-    T* dg = dgd + t * B * G;
-    T* dgg = dghd + t * B * G;
-    parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        for (int64_t j = 0; j < H; ++j) {
-          const int64_t k = b * H + j;
-          const T* gr = g + b * G;
-          T r = gr[j], z = gr[H + j], n = gr[2 * H + j];
-          T dhv = dh[k] + go[k];
-          T dan = dhv * (T(1) - z) * (T(1) - n * n);
-          T dar = dan * hl[k] * r * (T(1) - r);
-          T daz = dhv * (hp[k] - n) * z * (T(1) - z);
-          dg[b * G + j] = dar, dg[b * G + H + j] = daz, dg[b * G + 2 * H + j] = dan;
-          dgg[b * G + j] = dar, dgg[b * G + H + j] = daz, dgg[b * G + 2 * H + j] = dan * r;
-          dh_direct[k] = dhv * z;
-        }
-      }
-    });
-    std::memcpy(dh, dh_direct.data(), sizeof(T) * B * H);
-    step_gemm_acc<T>(B, H, G, dgg, G, wd, H, dh, H);
+  {
+    std::optional<SingleThreadBlas> blas;
+    if (small_steps(B * G * H)) blas.emplace();
+    for (int64_t s = Tn - 1; s >= 0; --s) {
+      const int64_t t = step_t(s, Tn, reverse), tp = step_t(s - 1, Tn, reverse);
+      const T* hp = s == 0 ? h0.data<T>() : od + tp * B * H;
+      const T* g = gd + t * B * G;
+      const T* hl = hnd + t * B * H;
+      const T* go = god + t * B * H;
+      T* dg = dgd + t * B * G;
+      T* dgg = dghd + t * B * G;
+      T* dhd = dh_direct.data();
+      parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
+        simd_run<GruBwdRows<T>>(b0, b1, g, hl, hp, go, dh, dg, dgg, dhd, H);
+      });
+      std::memcpy(dh, dh_direct.data(), sizeof(T) * B * H);
+      step_gemm_acc<T>(B, H, G, dgg, G, wd, H, dh, H);
+    }
   }
-  blas.end();
-  T* dwd = dw.data<T>();
   T* dbd = db.data<T>();
-  std::memset(dwd, 0, sizeof(T) * G * H);
-  gemm_rm<T>(true, false, G, H, Tn * B, T(1), dghd, G, hpd, H, T(0), dwd, H);
+  recurrent_weight_grad<T>(dghd, od, h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>());
   std::memset(dbd, 0, sizeof(T) * G);
   for (int64_t r = 0; r < Tn * B; ++r)
     for (int64_t j = 0; j < G; ++j) dbd[j] += dghd[r * G + j];

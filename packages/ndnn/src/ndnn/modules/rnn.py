@@ -32,7 +32,9 @@ class _FusedLSTM(ndgrad.Function):
     def forward(ctx, gates_x, h0, c0, w_hh, reverse):
         out, hn, cn, gates, cells = _C._lstm_layer(gates_x, h0, c0, w_hh, reverse)
         ctx.reverse = reverse
-        ctx.save_for_backward(h0, c0, w_hh, out, gates, cells)
+        # a detached alias, not the output itself: ndgrad keeps a saved output alive past the
+        # graph (its storage, ~T*B*H, was never freed)
+        ctx.save_for_backward(h0, c0, w_hh, out.detach(), gates, cells)
         return out, hn, cn
 
     @staticmethod
@@ -48,7 +50,7 @@ class _FusedGRU(ndgrad.Function):
     def forward(ctx, gates_x, h0, w_hh, b_hh, reverse):
         out, hn, gates, hidden_n = _C._gru_layer(gates_x, h0, w_hh, b_hh, reverse)
         ctx.reverse = reverse
-        ctx.save_for_backward(h0, w_hh, out, gates, hidden_n)
+        ctx.save_for_backward(h0, w_hh, out.detach(), gates, hidden_n)  # detached: see _FusedLSTM
         return out, hn
 
     @staticmethod
