@@ -1,59 +1,112 @@
 // Elementwise binary kernels: promotion, broadcasting and the functors of binary_ops.h.
 #include "binary_ops.h"
 #include "loops.h"
-#include "simd.h"
+#include "simd_dispatch.h"
 
 namespace nd {
 namespace {
 
-// min/max are a compare and a select per element: worth a second, AVX2 build of their dense
-// loops (See Note [Wide loops]); other ops are memory-bound or call libm.
-template <typename F> constexpr bool wide_binary = std::is_same_v<F, bfn::Maximum> || std::is_same_v<F, bfn::Minimum>;
-
-template <typename F, typename T, typename Out, bool ScalarB>
-ND_ALWAYS_INLINE void binary_dense(const F& f, Out* __restrict o, const T* __restrict a, const T* __restrict b, int64_t n) {
+// Rows of a binary op whose operands are dense (stride itemsize) or constant along the row
+// (stride 0): Mode 0 both dense, 1 b constant, 2 a constant. A constant operand is loaded once
+// per row so the loop vectorises against a splat; that is the scalar-per-row broadcast
+// (N,C,H,W) * (N,C,1,1) and both orders of (B,1) op (B,).
+template <typename F, typename T, typename Out, int Mode>
+inline __attribute__((always_inline)) void binary_row(const F& f, Out* __restrict o, const T* __restrict a,
+                                                      const T* __restrict b, int64_t n) {
   using C = typename compute_type<T>::type;
-  if constexpr (ScalarB) {
+  if constexpr (Mode == 1) {
     const C bv = C(b[0]);
     for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), bv));
+  } else if constexpr (Mode == 2) {
+    const C av = C(a[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(av, C(b[i])));
   } else {
     for (int64_t i = 0; i < n; ++i) o[i] = Out(f(C(a[i]), C(b[i])));
   }
 }
-template <typename F, typename T, typename Out, bool ScalarB>
-ND_TARGET_AVX2 void binary_dense_avx2(const F& f, Out* o, const T* a, const T* b, int64_t n) {
-  binary_dense<F, T, Out, ScalarB>(f, o, a, b, n);
+template <typename F, typename T, typename Out, int Mode>
+inline __attribute__((always_inline)) void binary_rows(const F& f, char* po, const char* pa, const char* pb, int64_t n,
+                                                       int64_t rows, int64_t so, int64_t sa, int64_t sb) {
+  for (int64_t r = 0; r < rows; ++r)
+    binary_row<F, T, Out, Mode>(f, reinterpret_cast<Out*>(po + r * so), reinterpret_cast<const T*>(pa + r * sa),
+                                reinterpret_cast<const T*>(pb + r * sb), n);
+}
+
+// Dense rows in ISA variants (See Note [ISA variants]) for min/max (a compare and a select per
+// element) and float arithmetic, whose operands often sit in L2 (activations times a per-channel
+// mask) where 16-byte vectors, not memory, set the pace. The other ops call libm or are integer
+// arithmetic bound by memory, and keep one baseline build.
+template <typename F, typename T>
+constexpr bool wide_binary =
+    std::is_same_v<F, bfn::Maximum> || std::is_same_v<F, bfn::Minimum> ||
+    ((std::is_same_v<T, float> || std::is_same_v<T, double>) &&
+     (std::is_same_v<F, bfn::Add> || std::is_same_v<F, bfn::Sub> || std::is_same_v<F, bfn::Mul> ||
+      std::is_same_v<F, bfn::Div>));
+
+template <typename F, typename T, typename Out, int Mode>
+ND_SIMD_KERNEL(WideRows, (const F& f, char* po, const char* pa, const char* pb, int64_t n, int64_t rows, int64_t so,
+                          int64_t sa, int64_t sb),
+               { binary_rows<F, T, Out, Mode>(f, po, pa, pb, n, rows, so, sa, sb); })
+
+template <typename F, typename T, typename Out, int Mode>
+inline void dense_rows(const F& f, char** p, const int64_t* so, int64_t n, int64_t rows) {
+  if constexpr (wide_binary<F, T>) {
+    return simd_run<WideRows<F, T, Out, Mode>>(f, p[0], p[1], p[2], n, rows, so[0], so[1], so[2]);
+  }
+  binary_rows<F, T, Out, Mode>(f, p[0], p[1], p[2], n, rows, so[0], so[1], so[2]);
 }
 
 template <typename F, typename T, typename Out>
-void binary_loop(const F& f, char** p, const int64_t* s, int64_t n) {
-  using C = typename compute_type<T>::type;
-  constexpr int64_t so = sizeof(Out), st = sizeof(T);
-  Out* __restrict o = reinterpret_cast<Out*>(p[0]);
-  const T* __restrict a = reinterpret_cast<const T*>(p[1]);
-  const T* __restrict b = reinterpret_cast<const T*>(p[2]);
-  if (s[0] == so && s[1] == st && s[2] == st) {
-    if constexpr (wide_binary<F>) {
-      if (cpu_has_avx2()) return binary_dense_avx2<F, T, Out, false>(f, o, a, b, n);
+void binary_loop(const F& f, char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows);
+
+// A block whose inputs are dense or constant down the rows but not along them (a transposed
+// input, dense output: M.T * 2): tiles are computed down the rows into a buffer with the dense
+// row loops, then stored transposed, instead of a strided scalar loop.
+template <typename F, typename T, typename Out>
+void binary_tiled(const F& f, char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  constexpr int64_t R = 64, C = 16;
+  alignas(64) Out buf[R * C];
+  for (int64_t r0 = 0; r0 < rows; r0 += R) {
+    const int64_t rr = std::min(R, rows - r0);
+    for (int64_t i0 = 0; i0 < n; i0 += C) {
+      const int64_t cc = std::min(C, n - i0);
+      char* q[3] = {reinterpret_cast<char*>(buf), p[1] + r0 * so[1] + i0 * s[1], p[2] + r0 * so[2] + i0 * s[2]};
+      const int64_t down[3] = {(int64_t)sizeof(Out), so[1], so[2]};
+      const int64_t across[3] = {rr * (int64_t)sizeof(Out), s[1], s[2]};
+      binary_loop<F, T, Out>(f, q, down, across, rr, cc);  // buf[i * rr + r]
+      store_transposed<Out>(reinterpret_cast<Out*>(p[0] + r0 * so[0] + i0 * s[0]), so[0] / (int64_t)sizeof(Out), buf, rr,
+                            cc);
     }
-    binary_dense<F, T, Out, false>(f, o, a, b, n);
-  } else if (s[0] == so && s[1] == st && s[2] == 0) {
-    if constexpr (wide_binary<F>) {
-      if (cpu_has_avx2()) return binary_dense_avx2<F, T, Out, true>(f, o, a, b, n);
-    }
-    binary_dense<F, T, Out, true>(f, o, a, b, n);
-  } else if (s[0] == so && s[1] == 0 && s[2] == st) {
-    const C av = C(a[0]);
-    for (int64_t i = 0; i < n; ++i) o[i] = Out(f(av, C(b[i])));
-  } else {
-    for (int64_t i = 0; i < n; ++i)
-      store<Out>(p[0] + i * s[0], f(load<T>(p[1] + i * s[1]), load<T>(p[2] + i * s[2])));
+  }
+}
+
+template <typename F, typename T, typename Out>
+void binary_loop(const F& f, char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  constexpr int64_t zo = sizeof(Out), zt = sizeof(T);
+  if (s[0] == zo) {
+    if (s[1] == zt && s[2] == zt) return dense_rows<F, T, Out, 0>(f, p, so, n, rows);
+    if (s[1] == zt && s[2] == 0) return dense_rows<F, T, Out, 1>(f, p, so, n, rows);
+    if (s[1] == 0 && s[2] == zt) return dense_rows<F, T, Out, 2>(f, p, so, n, rows);
+    // Inside a tile the inputs' strides along the rows are their original ones down them, all
+    // zt or 0, so this never recurses twice.
+    auto down_ok = [&](int k) { return so[k] == zt || so[k] == 0; };
+    auto across = [&](int k) { return s[k] != zt && s[k] != 0; };
+    if (rows >= 16 && n >= 4 && down_ok(1) && down_ok(2) && (across(1) || across(2)))
+      return binary_tiled<F, T, Out>(f, p, s, so, n, rows);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    char* o = p[0] + r * so[0];
+    const char* a = p[1] + r * so[1];
+    const char* b = p[2] + r * so[2];
+    for (int64_t i = 0; i < n; ++i) store<Out>(o + i * s[0], f(load<T>(a + i * s[1]), load<T>(b + i * s[2])));
   }
 }
 
 template <typename F, typename T, typename Out>
 void run_binary(const F& f, StridedLoop<3>& loop) {
-  loop.run([&](char** p, const int64_t* s, int64_t n) { binary_loop<F, T, Out>(f, p, s, n); }, kGrainCheap);
+  loop.run2d([&](char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+    binary_loop<F, T, Out>(f, p, s, so, n, rows);
+  }, kGrainCheap);
 }
 
 enum class Group { All, Numeric, Float, Int, Compare };

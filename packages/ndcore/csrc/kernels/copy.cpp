@@ -2,7 +2,7 @@
 #include <cstring>
 
 #include "loops.h"
-#include "simd.h"
+#include "simd_dispatch.h"
 
 namespace nd {
 
@@ -90,15 +90,14 @@ inline void reverse_bytes(uint8_t* d, const uint8_t* a, int64_t n) {
   for (; i < n; ++i) d[i] = a[-i];
 }
 
-// dst[i] = src[-i]; twice compiled, see Note [Wide loops].
+// dst[i] = src[-i]; in ISA variants (See Note [ISA variants]): AVX2 reverses 32 bytes in two
+// shuffles, AVX-512 64.
 template <typename D, typename S>
-ND_ALWAYS_INLINE void reverse_dense(D* d, const S* a, int64_t n) {
+inline __attribute__((always_inline)) void reverse_dense(D* d, const S* a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = D((typename compute_type<D>::type)(typename compute_type<S>::type)a[-i]);
 }
-template <typename D, typename S>
-ND_TARGET_AVX2 void reverse_dense_avx2(D* d, const S* a, int64_t n) {
-  reverse_dense<D, S>(d, a, n);
-}
+template <typename T>
+ND_SIMD_KERNEL(ReverseDense, (T* d, const T* a, int64_t n), { reverse_dense<T, T>(d, a, n); })
 
 template <typename D, typename S>
 void copy_loop(char** p, const int64_t* s, int64_t n) {
@@ -107,9 +106,9 @@ void copy_loop(char** p, const int64_t* s, int64_t n) {
     D* d = reinterpret_cast<D*>(p[0]);
     const S* a = reinterpret_cast<const S*>(p[1]);
     if constexpr (std::is_same_v<D, S>) {
-      // AVX2 reverses 32 bytes in two shuffles; SSE2 has no byte shuffle, so bytes go through
-      // byte swaps there
-      if (cpu_has_avx2()) reverse_dense_avx2<D, S>(d, a, n);
+      // SSE2 has no byte shuffle, so at the baseline level bytes go through byte swaps
+      static const bool wide = simd_level() != SimdLevel::Baseline;
+      if (wide) simd_run<ReverseDense<D>>(d, a, n);
       else if constexpr (sizeof(D) == 1) reverse_bytes(reinterpret_cast<uint8_t*>(d), reinterpret_cast<const uint8_t*>(a), n);
       else reverse_dense<D, S>(d, a, n);
     } else {
@@ -131,6 +130,33 @@ void copy_loop(char** p, const int64_t* s, int64_t n) {
     *reinterpret_cast<D*>(p[0] + i * s[0]) =
         D((typename compute_type<D>::type)(typename compute_type<S>::type)(*reinterpret_cast<const S*>(p[1] + i * s[1])));
 }
+// A block of rows whose source runs down the rows instead of along them (a transposed source
+// into a dense destination): copied in square tiles, so the source cache lines one tile touches
+// (one per column) serve all of its rows instead of being fetched again for every row.
+template <typename T>
+void copy_transposed(char* pd, const char* ps, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  constexpr int64_t B = sizeof(T) >= 4 ? 16 : 64 / (int64_t)sizeof(T);
+  for (int64_t r0 = 0; r0 < rows; r0 += B) {
+    const int64_t rr = std::min(B, rows - r0);
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+      const int64_t cc = std::min(B, n - i0);
+      for (int64_t r = 0; r < rr; ++r) {
+        T* d = reinterpret_cast<T*>(pd + (r0 + r) * so[0] + i0 * s[0]);
+        const char* a = ps + (r0 + r) * so[1] + i0 * s[1];
+        for (int64_t i = 0; i < cc; ++i) d[i] = *reinterpret_cast<const T*>(a + i * s[1]);
+      }
+    }
+  }
+}
+
+template <typename T>
+void copy_rows(char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  constexpr int64_t z = sizeof(T);
+  if (rows >= 4 && n >= 4 && s[0] == z && so[1] == z && s[1] != z) return copy_transposed<T>(p[0], p[1], s, so, n, rows);
+  char* q[2] = {p[0], p[1]};
+  for (int64_t r = 0; r < rows; ++r, q[0] += so[0], q[1] += so[1]) copy_loop<T, T>(q, s, n);
+}
+
 // bool targets test for non-zero rather than truncating (2.5 -> true, 0.5 -> true)
 template <typename S>
 void copy_to_bool(char** p, const int64_t* s, int64_t n) {
@@ -169,6 +195,8 @@ void copy_into(const Tensor& dst, const Tensor& src) {
       using S = scalar_t;
       if constexpr (std::is_same_v<D, bool> && !std::is_same_v<S, bool>) {
         loop.run(copy_to_bool<S>, grain);
+      } else if constexpr (std::is_same_v<D, S>) {
+        loop.run2d(copy_rows<D>, grain);
       } else {
         loop.run(copy_loop<D, S>, grain);
       }

@@ -4,14 +4,21 @@
 // Note [Elementwise iteration]
 // Operands (outputs first) are described by byte strides over one broadcast shape. Dims are
 // ordered by the output's strides, size-1 dims dropped and adjacent dims merged when every
-// operand is contiguous across them, so most calls reach the kernel as one flat 1-D loop. The
-// kernel only ever sees `loop(char** ptrs, const int64_t* strides, int64_t n)` for the innermost
-// dim; parallel_for splits the flat index range across threads.
+// operand is contiguous across them, so most calls reach the kernel as one flat 1-D loop.
+// parallel_for splits the flat index range across threads. Kernels see either one row at a time,
+// `run`: fn(char** ptrs, const int64_t* strides, int64_t n), or blocks of rows, `run2d`: the
+// same plus the strides between rows and a row count, so they pick their loop (dense, constant
+// along the row, transposed) once per block; see Note [Odometer] for the walk between rows.
 #pragma once
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <string>
+#include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "dispatch.h"
 #include "ops_gen.h"
@@ -115,45 +122,121 @@ struct StridedLoop {
     if (numel_of(shape) == 0) numel = 0;
   }
 
-  // fn(char** ptrs, const int64_t* inner_strides, int64_t n)
+  // fn(char** ptrs, const int64_t* inner_strides, int64_t n): one row at a time.
   template <typename F>
   void run(F&& fn, int64_t grain) {
+    run2d(
+        [&](char** p, const int64_t* si, const int64_t* so, int64_t n, int64_t rows) {
+          if (rows == 1) return fn(p, si, n);
+          char* q[N];
+          for (int k = 0; k < N; ++k) q[k] = p[k];
+          for (int64_t r = 0; r < rows; ++r) {
+            fn(q, si, n);
+            for (int k = 0; k < N; ++k) q[k] += so[k];
+          }
+        },
+        grain);
+  }
+
+  // fn(char** ptrs, const int64_t* inner_strides, const int64_t* outer_strides, int64_t n,
+  // int64_t rows): `rows` rows of n elements, row r starting at ptrs[k] + r * outer_strides[k].
+  // Kernels that pick their inner loop by stride pattern do so once per block of rows instead
+  // of once per row, which is what short broadcast rows (N,C,H,W) * (N,C,1,1) pay for.
+  // See Note [Odometer].
+  template <typename F>
+  void run2d(F&& fn, int64_t grain) {
     if (numel == 0) return;
     if (ndim == 0) {
       int64_t zero[N] = {};
       char* p[N];
       for (int k = 0; k < N; ++k) p[k] = base[k];
-      fn(p, zero, 1);
+      fn(p, zero, zero, 1, 1);
       return;
     }
-    const int64_t inner = sizes[ndim - 1];
-    parallel_for(numel, grain, [&](int64_t begin, int64_t end) {
-      int64_t idx[16];
-      int64_t rem = begin;
-      for (int d = ndim - 1; d >= 0; --d) {
-        idx[d] = rem % sizes[d];
-        rem /= sizes[d];
-      }
-      int64_t pos = begin;
-      while (pos < end) {
-        char* p[N];
-        for (int k = 0; k < N; ++k) {
-          int64_t off = 0;
-          for (int d = 0; d < ndim; ++d) off += idx[d] * strides[d][k];
-          p[k] = base[k] + off;
-        }
-        int64_t n = std::min(inner - idx[ndim - 1], end - pos);
-        fn(p, strides[ndim - 1], n);
+    parallel_for(numel, grain, [&](int64_t begin, int64_t end) { run_range(fn, begin, end); });
+  }
+
+ private:
+  // Note [Odometer]
+  // A chunk's start is decomposed into a multi-index once (div/mod per dim); after that the
+  // pointers move by adding strides and a wrapped digit carries into the next dim, so each row
+  // costs a few adds however many dims there are.
+  template <typename F>
+  void run_range(F& fn, int64_t begin, int64_t end) const {
+    const int in = ndim - 1;
+    const int64_t inner = sizes[in];
+    int64_t idx[16];
+    char* p[N];
+    int64_t rem = begin;
+    for (int d = in; d >= 0; --d) {
+      idx[d] = rem % sizes[d];
+      rem /= sizes[d];
+    }
+    for (int k = 0; k < N; ++k) {
+      int64_t off = 0;
+      for (int d = 0; d < ndim; ++d) off += idx[d] * strides[d][k];
+      p[k] = base[k] + off;
+    }
+    int64_t pos = begin;
+    while (pos < end) {
+      int64_t n, rows, d;
+      if (ndim >= 2 && idx[in] == 0 && end - pos >= inner) {
+        d = in - 1;  // whole rows: as many as dim in-1 has left and the chunk allows
+        n = inner;
+        rows = std::min(sizes[d] - idx[d], (end - pos) / inner);
+        fn(p, strides[in], strides[d], n, rows);
+        pos += n * rows;
+        idx[d] += rows;
+        for (int k = 0; k < N; ++k) p[k] += rows * strides[d][k];
+      } else {
+        d = in;  // a partial row at the chunk's edges
+        n = std::min(inner - idx[in], end - pos);
+        rows = 1;
+        fn(p, strides[in], strides[in], n, 1);
         pos += n;
-        idx[ndim - 1] += n;
-        for (int d = ndim - 1; d > 0 && idx[d] >= sizes[d]; --d) {
-          idx[d] = 0;
-          ++idx[d - 1];
-        }
+        idx[d] += n;
+        for (int k = 0; k < N; ++k) p[k] += n * strides[d][k];
       }
-    });
+      if (pos >= end) break;
+      for (; d > 0 && idx[d] == sizes[d]; --d) {  // carry
+        idx[d] = 0;
+        ++idx[d - 1];
+        for (int k = 0; k < N; ++k) p[k] += strides[d - 1][k] - sizes[d] * strides[d][k];
+      }
+    }
   }
 };
+
+// Stores a tile computed down the rows, src[i * rr + r] (r < rr, i < cc), into rows of dst:
+// dst[r * ldd + i]. The transposed-input tiles of binary and unary kernels end here; 4-byte
+// types go through 4x4 SSE transposes, four rows of four at a time, instead of one scalar
+// store per element.
+template <typename T>
+inline void store_transposed(T* dst, int64_t ldd, const T* src, int64_t rr, int64_t cc) {
+  int64_t r = 0;
+#if defined(__SSE2__)
+  if constexpr (sizeof(T) == 4) {
+    auto ld = [](const T* p) { return _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+    auto st = [](T* p, __m128 v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_castps_si128(v)); };
+    for (; r + 4 <= rr; r += 4) {
+      int64_t i = 0;
+      for (; i + 4 <= cc; i += 4) {
+        __m128 a0 = ld(src + i * rr + r), a1 = ld(src + (i + 1) * rr + r);
+        __m128 a2 = ld(src + (i + 2) * rr + r), a3 = ld(src + (i + 3) * rr + r);
+        _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+        st(dst + r * ldd + i, a0);
+        st(dst + (r + 1) * ldd + i, a1);
+        st(dst + (r + 2) * ldd + i, a2);
+        st(dst + (r + 3) * ldd + i, a3);
+      }
+      for (; i < cc; ++i)
+        for (int64_t k = 0; k < 4; ++k) dst[(r + k) * ldd + i] = src[i * rr + r + k];
+    }
+  }
+#endif
+  for (; r < rr; ++r)
+    for (int64_t i = 0; i < cc; ++i) dst[r * ldd + i] = src[i * rr + r];
+}
 
 // Converts between storage and compute types (16-bit floats compute in float).
 template <typename T> inline typename compute_type<T>::type load(const char* p) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "loops.h"
+#include "simd_dispatch.h"
 
 namespace nd {
 namespace {
@@ -120,10 +121,44 @@ struct AnyP {
   static bool step(bool a, bool v) { return a || v; }
 };
 
+// Float sums in ISA variants (See Note [ISA variants]); an add per element, so at 16-byte
+// vectors they are bound by instructions, not memory. HSum keeps 128 bytes of independent lanes
+// in every variant, so the summation order, and the result, is the same at every level.
+template <typename T>
+ND_SIMD_KERNEL(HSum, (const T* __restrict x, int64_t n, T* out), {
+  constexpr int L = 128 / sizeof(T);
+  T lanes[L];
+  for (int k = 0; k < L; ++k) lanes[k] = T(0);
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int k = 0; k < L; ++k) lanes[k] += x[i + k];
+  // lanes fold in halves (vector adds) rather than one by one: rows of a few hundred elements
+  // would otherwise spend as long here as in the main loop
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) lanes[k] += lanes[k + w];
+  T a = lanes[0];
+  for (; i < n; ++i) a += x[i];
+  *out = a;
+})
+// One row of a column sum (layout B) added into the block's partial sums.
+template <typename T>
+ND_SIMD_KERNEL(ColAccum, (T* __restrict acc, const T* __restrict row, int64_t n), {
+  for (int64_t j = 0; j < n; ++j) acc[j] += row[j];
+})
+template <typename P, typename T>
+constexpr bool simd_sum = (std::is_same_v<T, float> || std::is_same_v<T, double>) && std::is_same_v<P, SumP<T>>;
+
 // Horizontal reduction of n contiguous elements, with independent lanes so it vectorises.
 template <typename P, typename T>
 typename P::acc_t reduce_run(const T* x, int64_t n, int64_t stride) {
   using A = typename P::acc_t;
+  if constexpr (simd_sum<P, T>) {
+    if (stride == 1) {
+      T r;
+      simd_run<HSum<T>>(x, n, &r);
+      return r;
+    }
+  }
   if (stride != 1) {
     A a = P::init();
     for (int64_t i = 0; i < n; ++i) a = P::step(a, A((typename compute_type<T>::type)x[i * stride]));
@@ -195,25 +230,34 @@ void reduce_impl(const Tensor& x, const ReducePlan& p, const Tensor& out, double
     return;
   }
   if (p.kept.sizes.size() == 1 && p.kept.strides[0] == 1) {  // (B): columns in parallel
-    // Column blocks of 1024 keep the per-row offset computation off the inner loop.
-    constexpr int64_t CB = 1024;
+    // Column blocks of up to 1024 keep the per-row offset computation off the inner loop; fewer
+    // columns are split so that each thread gets a block (a column's sum does not depend on it).
+    const int64_t nt = get_num_threads();
+    const int64_t CB = std::clamp<int64_t>(((K + nt - 1) / nt + 15) / 16 * 16, 64, 1024);
     int64_t grain = std::max<int64_t>(CB, kGrainCheap / std::max<int64_t>(R, 1));
     parallel_for((K + CB - 1) / CB, std::max<int64_t>(1, grain / CB), [&](int64_t b, int64_t e) {
       int64_t c0 = b * CB, c1 = std::min(K, e * CB);
       std::unique_ptr<A[]> acc(new A[c1 - c0]);
       for (int64_t j = 0; j < c1 - c0; ++j) acc[j] = P::init();
-      // float columns accumulate in double: long columns keep their precision, and the loop is
-      // memory-bound so the wider adds cost nothing measurable
+      // float columns cascade like reduce_run_cascade: blocks of kColBlock rows summed in
+      // float (vectorised at full width), block sums in double, so long columns keep their
+      // precision
       constexpr bool cascade = std::is_same_v<P, SumP<float>>;
+      constexpr int64_t kColBlock = 256;
       std::unique_ptr<double[]> total(cascade ? new double[c1 - c0]() : nullptr);
+      A* ac = acc.get();
       for (int64_t r = 0; r < R; ++r) {
         const T* row = xd + group_offset(p.red, r) + c0;
+        if constexpr (simd_sum<P, T>) simd_run<ColAccum<T>>(ac, row, c1 - c0);
+        else for (int64_t j = 0; j < c1 - c0; ++j) ac[j] = P::step(ac[j], A((typename compute_type<T>::type)row[j]));
         if constexpr (cascade) {
-          double* tt = total.get();
-          for (int64_t j = 0; j < c1 - c0; ++j) tt[j] += (double)(float)row[j];
-        } else {
-          A* ac = acc.get();
-          for (int64_t j = 0; j < c1 - c0; ++j) ac[j] = P::step(ac[j], A((typename compute_type<T>::type)row[j]));
+          if ((r + 1) % kColBlock == 0 || r + 1 == R) {
+            double* tt = total.get();
+            for (int64_t j = 0; j < c1 - c0; ++j) {
+              tt[j] += (double)ac[j];
+              ac[j] = A(0);
+            }
+          }
         }
       }
       for (int64_t j = c0; j < c1; ++j) od[j] = cascade ? fin(A(total[j - c0])) : fin(acc[j - c0]);
