@@ -568,18 +568,16 @@ def test_every_row_of_the_section_is_tested():
         assert all(f"{pad}_pad{d}d_backward" in names for d in (1, 2, 3))
 
 
-@pytest.mark.parametrize("name,fn", [
-    ("avg_pool2d", lambda x: nd.avg_pool2d(x, 2) ** 2),  # grad_output then depends on x
-    ("adaptive_avg_pool2d", lambda x: nd.adaptive_avg_pool2d(x, 2) ** 2),
-])
-def test_double_backward_is_refused_not_dropped(name, fn):
-    # These backward rows have no derivative yet: a graph through them must fail, not lose terms.
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_grid_sampler_double_backward(mode):
+    # grid_sampler_2d_backward differentiates ndgrad's composite sampler (the pooling/upsample/pad
+    # backward rows: ndnn/tests/test_double_backward.py)
     ndgrad = pytest.importorskip("ndgrad")
-    x = nd.tensor(_rng("gg", name).standard_normal((2, 2, 4, 4)), dtype=nd.float64, requires_grad=True)
-    (g,) = ndgrad.grad(fn(x).sum(), [x], create_graph=False)
-    assert tuple(g.shape) == (2, 2, 4, 4)
-    with pytest.raises(NotImplementedError, match="double backward"):
-        ndgrad.grad(fn(x).sum(), [x], create_graph=True)
+    r = _rng("gg", "grid_sampler_2d")
+    x = nd.tensor(r.standard_normal((1, 2, 4, 4)), dtype=nd.float64, requires_grad=True)
+    grid = nd.tensor(r.uniform(-1.1, 1.1, (1, 3, 2, 2)), dtype=nd.float64, requires_grad=mode != 1)
+    inputs = (x, grid) if mode != 1 else (x,)
+    assert ndgrad.gradgradcheck(lambda a, b=grid: nd.grid_sampler_2d(a, b, mode, 1, False), inputs)
 
 
 @pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (4, 5, 24, 24), (5, 6, 6)])

@@ -207,8 +207,7 @@ def test_interpolate_numpy_gradcheck_and_errors():
 
 # ---------------------------------------------------------------- grids, pixel shuffle, unfold
 
-@pytest.mark.parametrize("mode", ["bilinear", "nearest", pytest.param("bicubic", marks=pytest.mark.xfail(
-    raises=NotImplementedError, reason="grid_sampler_2d has no bicubic mode yet", strict=True))])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align", [False, True])
 def test_grid_sample_and_affine_grid_vs_torch(mode, padding_mode, align):

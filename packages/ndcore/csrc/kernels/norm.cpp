@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "layer_norm_f32.h"
 #include "loops.h"
 #include "simd_dispatch.h"
 #include "unary_ops.h"
@@ -429,6 +430,17 @@ void k_native_layer_norm(Call& c) {
   Tensor x = input.contiguous();
   Tensor out = empty_tensor(x.sizes(), x.dtype());
   Tensor mean = empty_tensor(stats_shape(x, (int64_t)ns.size()), x.dtype()), rstd = empty_tensor(mean.sizes(), x.dtype());
+  if (x.dtype() == DType::Float32 && N > 0) {
+    std::vector<float> w = param_vec<float>(c.inputs[1], N, op, "weight"), b = param_vec<float>(c.inputs[2], N, op, "bias");
+    if (w.empty()) w.assign(N, 1.0f);
+    if (b.empty()) b.assign(N, 0.0f);
+    parallel_for(M, std::max<int64_t>(1, kGrainCheap / 4 / N), [&](int64_t r0, int64_t r1) {
+      layer_norm_rows_f32(x.data<float>() + r0 * N, w.data(), b.data(), out.data<float>() + r0 * N,
+                          mean.data<float>() + r0, rstd.data<float>() + r0, r1 - r0, N, float(eps));
+    });
+    set_outputs(c, {out, mean, rstd});
+    return;
+  }
   ND_DISPATCH_FLOAT(x.dtype(), op, [&] {
     using T = scalar_t;
     using C = acc_t<T>;
@@ -475,6 +487,24 @@ void k_native_layer_norm_backward(Call& c) {
   Tensor mean = cast_to(mean_t, input.dtype()).contiguous(), rstd = cast_to(rstd_t, input.dtype()).contiguous();
   const bool want_in = mask_at(mask, 0), want_w = mask_at(mask, 1) && weight.defined(), want_b = mask_at(mask, 2) && c.inputs[5].defined();
   Tensor gi = want_in ? empty_tensor(x.sizes(), x.dtype()) : Tensor(), gw, gb;
+  if (x.dtype() == DType::Float32) {
+    const std::vector<float> w = param_vec<float>(weight, N, op, "weight");
+    const std::vector<float> ones(w.empty() ? N : 0, 1.0f);
+    const float* wp = w.empty() ? ones.data() : w.data();
+    ColumnSums<float> sw(want_w ? N : 0), sb(want_b ? N : 0);
+    parallel_for(M, std::max<int64_t>(1, kGrainCheap / 4 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
+      std::vector<float> pw(N, 0.0f), pb(N, 0.0f);
+      layer_norm_backward_rows_f32(x.data<float>() + r0 * N, g.data<float>() + r0 * N, mean.data<float>() + r0,
+                                   rstd.data<float>() + r0, wp, want_in ? gi.data<float>() + r0 * N : nullptr,
+                                   pw.data(), pb.data(), r1 - r0, N);
+      if (want_w) sw.add(pw);
+      if (want_b) sb.add(pb);
+    });
+    if (want_w) gw = vec_tensor(sw.total, weight.sizes(), weight.dtype());
+    if (want_b) gb = vec_tensor(sb.total, c.inputs[5].sizes(), c.inputs[5].dtype());
+    c.outputs = {gi, gw, gb};
+    return;
+  }
   ND_DISPATCH_FLOAT(x.dtype(), op, [&] {
     using T = scalar_t;
     using C = acc_t<T>;

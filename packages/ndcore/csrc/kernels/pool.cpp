@@ -6,27 +6,18 @@
 // to three (leading dims of size 1), as in conv.cpp. Window and output-size rules follow torch:
 // ceil_mode lets the last window start inside the input or the left padding only; padding is at
 // most half the (effective) kernel; max treats NaN as the largest value. float16/bfloat16
-// compute in float32.
+// compute in float32. The row loops of max and average pooling are in pool_simd.h (Note
+// [Vectorised max pooling]); max pooling without indices is the op autograd-free callers use.
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "loops.h"
+#include "pool_simd.h"
 
 namespace nd {
 namespace {
-
-// Backward rows without a derivative of their own are not recorded by autograd; when a caller
-// builds a graph through them (create_graph=True) refuse loudly rather than drop the term.
-// `n` is how many leading inputs the result depends on by value (the rest give only shapes).
-void refuse_double_backward(const Call& c, size_t n) {
-  if (!grad_enabled()) return;
-  for (size_t i = 0; i < std::min(n, c.inputs.size()); ++i)
-    if (c.inputs[i].defined() && c.inputs[i].requires_grad())
-      throw NotImplementedError(std::string("[") + c.name() +
-                                "] double backward is not supported yet (a graph was requested through this backward op)");
-}
 
 struct PoolGeo {
   int dims = 0;
@@ -175,106 +166,61 @@ T sum_contig(const T* p, int64_t n) {
 
 int64_t plane_grain(int64_t per_plane) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_plane)); }
 
+// Interior output columns along W: those whose window [ow * s - p, + extent) lies in [0, W).
+void interior_columns(int64_t W, int64_t OW, int64_t k, int64_t s, int64_t p, int64_t d, int64_t& lo, int64_t& hi) {
+  lo = std::min(OW, (p + s - 1) / s);
+  int64_t last = W - 1 + p - (k - 1) * d;  // start + p of the last window that fits
+  hi = last < 0 ? lo : std::max(lo, std::min(OW, last / s + 1));
+}
+
 // ---- max pooling --------------------------------------------------------------------------
 
-// The common 2x2 window, stride 2, no padding or dilation, 2-D: unrolled with no bounds logic
-// (every window lies inside the input). Same tie and NaN rule as the general loop.
-template <typename T>
-bool max_pool_2x2(const T* x, T* y, int64_t* idx, int64_t P, const PoolGeo& g) {
-  if (!(g.in[0] == 1 && g.k[0] == 1 && g.k[1] == 2 && g.k[2] == 2 && g.s[1] == 2 && g.s[2] == 2 && g.p[1] == 0 &&
-        g.p[2] == 0 && g.d[1] == 1 && g.d[2] == 1 && g.out[1] * 2 <= g.in[1] && g.out[2] * 2 <= g.in[2]))
-    return false;
-  int64_t I = g.I(), O = g.O(), W = g.in[2], oh_n = g.out[1], ow_n = g.out[2];
-  parallel_for(P, plane_grain(O * 4), [&](int64_t p0, int64_t p1) {
-    for (int64_t pl = p0; pl < p1; ++pl) {
-      const T* xp = x + pl * I;
-      T* yp = y + pl * O;
-      int64_t* ip = idx + pl * O;
-      for (int64_t oh = 0; oh < oh_n; ++oh) {
-        const T* r0 = xp + 2 * oh * W;
-        const T* r1 = r0 + W;
-        int64_t base = 2 * oh * W;
-        T* __restrict__ yo = yp + oh * ow_n;
-        int64_t* __restrict__ io = ip + oh * ow_n;
-        // selects instead of branches: on real data the comparisons are coin flips, and
-        // mispredicted branches cost more than the whole window
-        for (int64_t ow = 0; ow < ow_n; ++ow) {
-          int64_t w = 2 * ow;
-          T a = r0[w], b = r0[w + 1], c = r1[w], d = r1[w + 1];
-          T best = a;
-          int64_t off = 0;
-          bool t = b > best || b != b;
-          best = t ? b : best;
-          off = t ? 1 : off;
-          t = c > best || c != c;
-          best = t ? c : best;
-          off = t ? W : off;
-          t = d > best || d != d;
-          best = t ? d : best;
-          off = t ? W + 1 : off;
-          yo[ow] = best;
-          io[ow] = base + w + off;
-        }
-      }
-    }
-  });
-  return true;
-}
-
+// Runs the vectorised kernels of pool_simd.h (Note [Vectorised max pooling]); `idx` null
+// computes values only.
 template <typename T>
 void max_pool_planes(const T* x, T* y, int64_t* idx, int64_t P, const PoolGeo& g) {
-  int64_t I = g.I(), O = g.O();
-  if (max_pool_2x2(x, y, idx, P, g)) return;
-  parallel_for(P, plane_grain(O * g.k[0] * g.k[1] * g.k[2]), [&](int64_t p0, int64_t p1) {
-    for (int64_t pl = p0; pl < p1; ++pl) {
-      const T* xp = x + pl * I;
-      T* yp = y + pl * O;
-      int64_t* ip = idx + pl * O;
-      for (int64_t od = 0; od < g.out[0]; ++od) {
-        int64_t d0 = od * g.s[0] - g.p[0], d1 = std::min(d0 + (g.k[0] - 1) * g.d[0] + 1, g.in[0]);
-        while (d0 < 0) d0 += g.d[0];
-        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-          int64_t h0 = oh * g.s[1] - g.p[1], h1 = std::min(h0 + (g.k[1] - 1) * g.d[1] + 1, g.in[1]);
-          while (h0 < 0) h0 += g.d[1];
-          for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-            int64_t w0 = ow * g.s[2] - g.p[2], w1 = std::min(w0 + (g.k[2] - 1) * g.d[2] + 1, g.in[2]);
-            while (w0 < 0) w0 += g.d[2];
-            int64_t best_i = (d0 * g.in[1] + h0) * g.in[2] + w0;
-            T best = lowest<T>();
-            for (int64_t id = d0; id < d1; id += g.d[0])
-              for (int64_t ih = h0; ih < h1; ih += g.d[1]) {
-                int64_t base = (id * g.in[1] + ih) * g.in[2];
-                for (int64_t iw = w0; iw < w1; iw += g.d[2]) {
-                  T v = xp[base + iw];
-                  if (greater_or_nan(v, best)) {
-                    best = v;
-                    best_i = base + iw;
-                  }
-                }
-              }
-            int64_t o = (od * g.out[1] + oh) * g.out[2] + ow;
-            yp[o] = best;
-            ip[o] = best_i;
-          }
-        }
-      }
-    }
+  poolk::Job<T> J;
+  J.x = x;
+  J.y = y;
+  J.ind = idx;
+  for (int i = 0; i < 3; ++i) {
+    J.k[i] = g.k[i], J.s[i] = g.s[i], J.p[i] = g.p[i], J.d[i] = g.d[i], J.in[i] = g.in[i], J.out[i] = g.out[i];
+  }
+  int64_t W = g.in[2], OW = g.out[2], s = g.s[2];
+  interior_columns(W, OW, g.k[2], s, g.p[2], g.d[2], J.lo, J.hi);
+  J.nph = (W + s - 1) / s;
+  int64_t work_per_row = std::max<int64_t>(1, OW * g.k[0] * g.k[1] * g.k[2]);
+  if (poolk::tiles(J)) {
+    int64_t bands = P * g.out[1];
+    parallel_for(bands, plane_grain(work_per_row), [&](int64_t q0, int64_t q1) {
+      poolk::run<poolk::PoolTiled<T>, T>(J, q0, q1);
+    });
+    return;
+  }
+  // winning offsets are kept relative to the window's first row: 32 bits unless planes are huge
+  bool narrow = g.I() < (int64_t(1) << 31);
+  int64_t rows = P * g.out[0] * g.out[1];
+  parallel_for(rows, plane_grain(work_per_row), [&](int64_t r0, int64_t r1) {
+    if (narrow) poolk::run<poolk::PoolRows<T, int32_t>, T>(J, r0, r1);
+    else poolk::run<poolk::PoolRows<T, int64_t>, T>(J, r0, r1);
   });
 }
 
-void max_pool_fwd(Call& c, int dims, const char* op) {
+void max_pool_fwd(Call& c, int dims, const char* op, bool with_indices) {
   const Tensor& self = c.inputs[0];
   PoolGeo g;
   int64_t P = split_planes(op, self, dims, g);
   pool_params(op, c.attrs, false, c.attrs[4].b, g);
   DType dt = self.dtype(), cdt = compute_dtype(op, dt, false);
   Shape os = out_shape_of(self, g);
-  Tensor x = contig_as(self, cdt), y = empty_tensor(os, cdt), ind = empty_tensor(os, DType::Int64);
+  Tensor x = contig_as(self, cdt), y = empty_tensor(os, cdt), ind;
+  if (with_indices) ind = empty_tensor(os, DType::Int64);
   with_numeric(op, cdt, [&](auto tag) {
     using T = decltype(tag);
-    max_pool_planes<T>(x.data<T>(), y.data<T>(), ind.data<int64_t>(), P, g);
+    max_pool_planes<T>(x.data<T>(), y.data<T>(), with_indices ? ind.data<int64_t>() : nullptr, P, g);
   });
-  set_outputs(c, {cdt != dt ? y.to(dt) : y, ind});
+  if (with_indices) set_outputs(c, {cdt != dt ? y.to(dt) : y, ind});
+  else set_outputs(c, {cdt != dt ? y.to(dt) : y});
 }
 
 // grad_input[plane, idx] += grad_output[plane, o]: the backward of every max pooling.
@@ -287,23 +233,30 @@ void max_scatter_backward(Call& c, const char* op, int dims, const Tensor& gout,
   if (indices.dtype() != DType::Int64) throw TypeError(err(op) + "expected int64 indices, got " + dtype_name(indices.dtype()));
   DType dt = gout.dtype(), cdt = compute_dtype(op, dt, true);
   int64_t I = g.I(), O = P ? gout.numel() / P : 0;
-  Tensor go = contig_as(gout, cdt), ix = contig_as(indices, DType::Int64), gi = zeros(self.sizes(), cdt);
+  Tensor go = contig_as(gout, cdt), ix = contig_as(indices, DType::Int64), gi = empty_tensor(self.sizes(), cdt);
   std::atomic<bool> bad{false};
   with_real(cdt, [&](auto tag) {
     using T = decltype(tag);
     const T* gp = go.data<T>();
     const int64_t* ip = ix.data<int64_t>();
     T* out = gi.data<T>();
-    parallel_for(P, plane_grain(O), [&](int64_t p0, int64_t p1) {
-      for (int64_t pl = p0; pl < p1; ++pl)
+    // each plane is zeroed right before its scatter, while it is in cache: one pass over the
+    // gradient instead of a memset of the whole tensor followed by a second, scattered pass
+    parallel_for(P, plane_grain(I + O), [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        T* op = out + pl * I;
+        const T* g = gp + pl * O;
+        const int64_t* ii = ip + pl * O;
+        std::memset(op, 0, sizeof(T) * (size_t)I);
         for (int64_t o = 0; o < O; ++o) {
-          int64_t i = ip[pl * O + o];
+          int64_t i = ii[o];
           if (i < 0 || i >= I) {
             bad = true;
             continue;
           }
-          out[pl * I + i] += gp[pl * O + o];
+          op[i] += g[o];
         }
+      }
     });
   });
   if (bad) throw IndexError(err(op) + "found an invalid max index (expected indices in [0, " + std::to_string(I) + "))");
@@ -311,30 +264,6 @@ void max_scatter_backward(Call& c, const char* op, int dims, const Tensor& gout,
 }
 
 // ---- average pooling ----------------------------------------------------------------------
-
-struct AvgWin {
-  int64_t lo[3], hi[3];
-  double divisor;
-  bool empty;
-};
-
-AvgWin avg_window(const PoolGeo& g, const int64_t* o, bool count_include_pad, int64_t divisor_override) {
-  AvgWin w;
-  int64_t pool = 1, real = 1;
-  w.empty = false;
-  for (int i = 0; i < 3; ++i) {
-    int64_t a = o[i] * g.s[i] - g.p[i], b = std::min(a + g.k[i], g.in[i] + g.p[i]);
-    pool *= b - a;
-    a = std::max<int64_t>(a, 0);
-    b = std::min(b, g.in[i]);
-    if (a >= b) w.empty = true;
-    real *= std::max<int64_t>(b - a, 0);
-    w.lo[i] = a;
-    w.hi[i] = b;
-  }
-  w.divisor = divisor_override ? (double)divisor_override : (double)(count_include_pad ? pool : real);
-  return w;
-}
 
 struct AvgArgs {
   PoolGeo g;
@@ -363,6 +292,20 @@ void for_each_out(const PoolGeo& g, F&& fn) {
       for (o[2] = 0; o[2] < g.out[2]; ++o[2]) fn(o, n++);
 }
 
+template <typename T>
+poolk::AvgJob<T> avg_job(const AvgArgs& r, const T* x, T* y) {
+  const PoolGeo& g = r.g;
+  poolk::AvgJob<T> J;
+  J.x = x;
+  J.y = y;
+  for (int i = 0; i < 3; ++i) J.k[i] = g.k[i], J.s[i] = g.s[i], J.p[i] = g.p[i], J.in[i] = g.in[i], J.out[i] = g.out[i];
+  interior_columns(g.in[2], g.out[2], g.k[2], g.s[2], g.p[2], 1, J.lo, J.hi);
+  J.nph = (g.in[2] + g.s[2] - 1) / g.s[2];
+  J.count_include_pad = r.count_include_pad;
+  J.divisor_override = r.divisor_override;
+  return J;
+}
+
 void avg_pool_fwd(Call& c, int dims, const char* op) {
   const Tensor& self = c.inputs[0];
   int64_t P;
@@ -370,34 +313,18 @@ void avg_pool_fwd(Call& c, int dims, const char* op) {
   const PoolGeo& g = r.g;
   DType dt = self.dtype(), cdt = compute_dtype(op, dt, true);
   Tensor x = contig_as(self, cdt), y = empty_tensor(out_shape_of(self, g), cdt);
-  int64_t I = g.I(), O = g.O();
   with_real(cdt, [&](auto tag) {
     using T = decltype(tag);
-    const T* xp = x.data<T>();
-    T* yp = y.data<T>();
-    parallel_for(P, plane_grain(O * g.k[0] * g.k[1] * g.k[2]), [&](int64_t p0, int64_t p1) {
-      for (int64_t pl = p0; pl < p1; ++pl)
-        for_each_out<T>(g, [&](const int64_t* o, int64_t n) {
-          AvgWin w = avg_window(g, o, r.count_include_pad, r.divisor_override);
-          if (w.empty) {
-            yp[pl * O + n] = T(0);
-            return;
-          }
-          T sum = 0;
-          for (int64_t id = w.lo[0]; id < w.hi[0]; ++id)
-            for (int64_t ih = w.lo[1]; ih < w.hi[1]; ++ih) {
-              const T* row = xp + pl * I + (id * g.in[1] + ih) * g.in[2];
-              sum += sum_contig(row + w.lo[2], w.hi[2] - w.lo[2]);
-            }
-          yp[pl * O + n] = T(sum / (T)w.divisor);
-        });
+    poolk::AvgJob<T> J = avg_job<T>(r, x.data<T>(), y.data<T>());
+    int64_t rows = P * g.out[0] * g.out[1];
+    parallel_for(rows, plane_grain(std::max<int64_t>(1, g.in[2] * g.k[0] * g.k[1])), [&](int64_t r0, int64_t r1) {
+      simd_run<poolk::AvgRows<T>>(J, r0, r1);
     });
   });
   c.outputs = {cdt != dt ? y.to(dt) : y};
 }
 
 void avg_pool_bwd(Call& c, int dims, const char* op) {
-  refuse_double_backward(c, 1);
   const Tensor &gout = c.inputs[0], &self = c.inputs[1];
   int64_t P;
   AvgArgs r = avg_args(op, self, dims, c.attrs, P);
@@ -406,24 +333,12 @@ void avg_pool_bwd(Call& c, int dims, const char* op) {
   if (gout.sizes() != os)
     throw ValueError(err(op) + "expected grad_output of shape " + shape_str(os) + ", got " + shape_str(gout.sizes()));
   DType dt = gout.dtype(), cdt = compute_dtype(op, dt, true);
-  Tensor go = contig_as(gout, cdt), gi = zeros(self.sizes(), cdt);
-  int64_t I = g.I(), O = g.O();
+  Tensor go = contig_as(gout, cdt), gi = empty_tensor(self.sizes(), cdt);
   with_real(cdt, [&](auto tag) {
     using T = decltype(tag);
-    const T* gp = go.data<T>();
-    T* out = gi.data<T>();
-    parallel_for(P, plane_grain(O * g.k[0] * g.k[1] * g.k[2]), [&](int64_t p0, int64_t p1) {
-      for (int64_t pl = p0; pl < p1; ++pl)
-        for_each_out<T>(g, [&](const int64_t* o, int64_t n) {
-          AvgWin w = avg_window(g, o, r.count_include_pad, r.divisor_override);
-          if (w.empty) return;
-          T v = gp[pl * O + n] / (T)w.divisor;
-          for (int64_t id = w.lo[0]; id < w.hi[0]; ++id)
-            for (int64_t ih = w.lo[1]; ih < w.hi[1]; ++ih) {
-              T* row = out + pl * I + (id * g.in[1] + ih) * g.in[2];
-              for (int64_t iw = w.lo[2]; iw < w.hi[2]; ++iw) row[iw] += v;
-            }
-        });
+    poolk::AvgJob<T> J = avg_job<T>(r, go.data<T>(), gi.data<T>());
+    parallel_for(P, plane_grain(g.I() * std::max<int64_t>(1, g.k[0] * g.k[1])), [&](int64_t p0, int64_t p1) {
+      simd_run<poolk::AvgPlanesBackward<T>>(J, p0, p1);
     });
   });
   c.outputs = {cdt != dt ? gi.to(dt) : gi};
@@ -469,6 +384,12 @@ void adaptive_avg_fwd(Call& c, int dims, const char* op) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
+    if (O == 1) {  // global pooling (the head of most CNNs): one contiguous sum per plane
+      parallel_for(P, plane_grain(I), [&](int64_t p0, int64_t p1) {
+        for (int64_t pl = p0; pl < p1; ++pl) yp[pl] = sum_contig(xp + pl * I, I) / T(I);
+      });
+      return;
+    }
     parallel_for(P, plane_grain(I), [&](int64_t p0, int64_t p1) {
       for (int64_t pl = p0; pl < p1; ++pl)
         adaptive_windows<T>(g, [&](const int64_t* lo, const int64_t* hi, int64_t n) {
@@ -486,7 +407,6 @@ void adaptive_avg_fwd(Call& c, int dims, const char* op) {
 }
 
 void adaptive_avg_bwd(Call& c, int dims, const char* op) {
-  refuse_double_backward(c, 1);
   const Tensor &gout = c.inputs[0], &self = c.inputs[1];
   PoolGeo g;
   Shape osz(gout.sizes().end() - std::min<int64_t>(dims, gout.dim()), gout.sizes().end());
@@ -523,11 +443,21 @@ void adaptive_max_fwd(Call& c, int dims, const char* op) {
   Shape os = out_shape_of(self, g);
   Tensor x = contig_as(self, cdt), y = empty_tensor(os, cdt), ind = empty_tensor(os, DType::Int64);
   int64_t I = g.I(), O = g.O();
+  // Output sizes that divide the input give the windows of max pooling with kernel = stride =
+  // in / out (same order, tie and NaN rule): its vectorised kernel does them.
+  bool even = O > 0;
+  for (int i = 0; i < 3; ++i) even = even && g.in[i] % g.out[i] == 0;
   with_real(cdt, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
     int64_t* ip = ind.data<int64_t>();
+    if (even) {
+      PoolGeo m = g;
+      for (int i = 0; i < 3; ++i) m.k[i] = m.s[i] = g.in[i] / g.out[i];
+      max_pool_planes<T>(xp, yp, ip, P, m);
+      return;
+    }
     parallel_for(P, plane_grain(I), [&](int64_t p0, int64_t p1) {
       for (int64_t pl = p0; pl < p1; ++pl)
         adaptive_windows<T>(g, [&](const int64_t* lo, const int64_t* hi, int64_t n) {
@@ -606,9 +536,12 @@ void max_unpool(Call& c, int dims, const char* op) {
 
 }  // namespace
 
-void k_max_pool1d_with_indices(Call& c) { max_pool_fwd(c, 1, "max_pool1d"); }
-void k_max_pool2d_with_indices(Call& c) { max_pool_fwd(c, 2, "max_pool2d"); }
-void k_max_pool3d_with_indices(Call& c) { max_pool_fwd(c, 3, "max_pool3d"); }
+void k_max_pool1d_with_indices(Call& c) { max_pool_fwd(c, 1, "max_pool1d", true); }
+void k_max_pool2d_with_indices(Call& c) { max_pool_fwd(c, 2, "max_pool2d", true); }
+void k_max_pool3d_with_indices(Call& c) { max_pool_fwd(c, 3, "max_pool3d", true); }
+void k_max_pool1d_values(Call& c) { max_pool_fwd(c, 1, "max_pool1d", false); }
+void k_max_pool2d_values(Call& c) { max_pool_fwd(c, 2, "max_pool2d", false); }
+void k_max_pool3d_values(Call& c) { max_pool_fwd(c, 3, "max_pool3d", false); }
 void k_max_pool2d_with_indices_backward(Call& c) {
   max_scatter_backward(c, "max_pool2d_with_indices_backward", 2, c.inputs[0], c.inputs[1], c.inputs[2]);
 }

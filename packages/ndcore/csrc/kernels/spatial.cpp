@@ -1,6 +1,6 @@
 // Spatial resampling and padding over 1-3 spatial dims: upsample (nearest, nearest-exact,
-// linear/bilinear/trilinear, bicubic), constant/reflection/replication padding and
-// grid_sampler_2d; forward and backward; and im2col/col2im (F.unfold / F.fold).
+// linear/bilinear/trilinear, bicubic) and constant/reflection/replication padding, forward and
+// backward; and im2col/col2im (F.unfold / F.fold). grid_sampler_2d lives in grid_sampler.cpp.
 //
 // Resampling is separable: each output index along a dim reads a few input indices with
 // weights ("taps": 1 nearest, 2 linear, 4 cubic), computed once per dim with torch's exact index
@@ -17,17 +17,6 @@
 
 namespace nd {
 namespace {
-
-// Backward rows without a derivative of their own are not recorded by autograd; when a caller
-// builds a graph through them (create_graph=True) refuse loudly rather than drop the term.
-// `n` is how many leading inputs the result depends on by value (the rest give only shapes).
-void refuse_double_backward(const Call& c, size_t n) {
-  if (!grad_enabled()) return;
-  for (size_t i = 0; i < std::min(n, c.inputs.size()); ++i)
-    if (c.inputs[i].defined() && c.inputs[i].requires_grad())
-      throw NotImplementedError(std::string("[") + c.name() +
-                                "] double backward is not supported yet (a graph was requested through this backward op)");
-}
 
 std::string err(const char* op) { return std::string("[") + op + "] "; }
 
@@ -317,7 +306,6 @@ void upsample_fwd(Call& c, const char* op, UpArgs u) {
 }
 
 void upsample_bwd(Call& c, const char* op, UpArgs u) {
-  refuse_double_backward(c, 1);
   const Tensor& gout = c.inputs[0];
   const Shape& isz = c.attrs[1].list;
   if ((int)isz.size() != u.dims + 2)
@@ -386,7 +374,6 @@ void pad_fwd(Call& c, const char* op, int dims, bool reflect) {
 }
 
 void pad_bwd(Call& c, const char* op, int dims, bool reflect) {
-  refuse_double_backward(c, 1);
   const Tensor &gout = c.inputs[0], &self = c.inputs[1];
   int64_t P;
   Maps m = pad_maps(op, self.sizes(), c.attrs[0].list, dims, reflect, P);
@@ -400,180 +387,6 @@ void pad_bwd(Call& c, const char* op, int dims, bool reflect) {
     scatter_planes<T>(g.data<T>(), gi.data<T>(), P, m);
   });
   c.outputs = {cdt != dt ? gi.to(dt) : gi};
-}
-
-// ---- grid_sampler_2d ----------------------------------------------------------------------
-
-template <typename T>
-T unnormalize(T coord, int64_t size, bool align, T* grad) {
-  if (align) {
-    *grad = T(size - 1) / 2;
-    return ((coord + 1) / 2) * (size - 1);
-  }
-  *grad = T(size) / 2;
-  return ((coord + 1) * size - 1) / 2;
-}
-
-template <typename T>
-T clip_coord(T in, int64_t limit, T* grad) {
-  if (in <= 0) {
-    *grad = 0;
-    return 0;
-  }
-  T mx = T(limit - 1);
-  if (in >= mx) {
-    *grad = 0;
-    return mx;
-  }
-  *grad = 1;
-  return in;
-}
-
-template <typename T>
-T reflect_coord(T in, int64_t twice_low, int64_t twice_high, T* grad) {
-  if (twice_low == twice_high) {
-    *grad = 0;
-    return 0;
-  }
-  T mult = 1, mn = T(twice_low) / 2, span = T(twice_high - twice_low) / 2;
-  in = in - mn;
-  if (in < 0) {
-    mult = -1;
-    in = -in;
-  }
-  T extra = std::fmod(in, span);
-  int64_t flips = (int64_t)std::floor(in / span);
-  if (flips % 2 == 0) {
-    *grad = mult;
-    return extra + mn;
-  }
-  *grad = -mult;
-  return span - extra + mn;
-}
-
-// Source coordinate of a normalised grid value, and d(source)/d(grid).
-template <typename T>
-T source_coord(T coord, int64_t size, int pad_mode, bool align, T* grad) {
-  T gu, gc = 1, gr = 1;
-  T x = unnormalize(coord, size, align, &gu);
-  if (pad_mode == 1) {
-    x = clip_coord(x, size, &gc);
-  } else if (pad_mode == 2) {
-    x = align ? reflect_coord(x, 0, 2 * (size - 1), &gr) : reflect_coord(x, -1, 2 * size - 1, &gr);
-    x = clip_coord(x, size, &gc);
-  }
-  *grad = gu * gc * gr;
-  // NaN/inf or huge coordinates fall outside the input (torch's safe_downgrade_to_int_range)
-  if (!std::isfinite(x) || x > T(INT32_MAX - 1) || x < T(INT32_MIN)) x = T(-100);
-  return x;
-}
-
-struct GridArgs {
-  int64_t N, C, H, W, Ho, Wo;
-  int mode, pad;
-  bool align;
-};
-
-GridArgs grid_args(const char* op, const Tensor& input, const Tensor& grid, const std::vector<Value>& a) {
-  if (input.dim() != 4 || grid.dim() != 4 || grid.sizes()[3] != 2 || grid.sizes()[0] != input.sizes()[0])
-    throw ValueError(err(op) + "expected input of shape (N, C, H, W) and grid of shape (N, H_out, W_out, 2), got " +
-                     shape_str(input.sizes()) + " and " + shape_str(grid.sizes()));
-  if (input.dtype() != grid.dtype())
-    throw TypeError(err(op) + "expected input and grid to have the same dtype, got " + dtype_name(input.dtype()) + " and " +
-                    dtype_name(grid.dtype()));
-  for (int i = 2; i < 4; ++i)
-    if (input.sizes()[i] <= 0) throw ValueError(err(op) + "expected input to have non-empty spatial dims, got " + shape_str(input.sizes()));
-  GridArgs g{input.sizes()[0], input.sizes()[1], input.sizes()[2], input.sizes()[3], grid.sizes()[1], grid.sizes()[2],
-             (int)a[0].i, (int)a[1].i, a[2].b};
-  if (g.mode < 0 || g.mode > 1)
-    throw NotImplementedError(err(op) + "interpolation_mode " + std::to_string(g.mode) + " is not supported (0 bilinear, 1 nearest)");
-  if (g.pad < 0 || g.pad > 2)
-    throw ValueError(err(op) + "padding_mode must be 0 (zeros), 1 (border) or 2 (reflection), got " + std::to_string(g.pad));
-  return g;
-}
-
-template <typename T>
-void grid_forward(const T* x, const T* grid, T* y, const GridArgs& g) {
-  int64_t HW = g.H * g.W, O = g.Ho * g.Wo;
-  parallel_for(g.N * O, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, g.C)), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t n = i / O, o = i % O;
-      T gx, gy;
-      T ix = source_coord<T>(grid[i * 2], g.W, g.pad, g.align, &gx);
-      T iy = source_coord<T>(grid[i * 2 + 1], g.H, g.pad, g.align, &gy);
-      const T* xn = x + n * g.C * HW;
-      T* yn = y + n * g.C * O + o;
-      auto in = [&](int64_t yy, int64_t xx) { return yy >= 0 && yy < g.H && xx >= 0 && xx < g.W; };
-      if (g.mode == 0) {
-        int64_t x0 = (int64_t)std::floor(ix), y0 = (int64_t)std::floor(iy);
-        T wx1 = ix - x0, wx0 = 1 - wx1, wy1 = iy - y0, wy0 = 1 - wy1;
-        bool b00 = in(y0, x0), b01 = in(y0, x0 + 1), b10 = in(y0 + 1, x0), b11 = in(y0 + 1, x0 + 1);
-        for (int64_t ch = 0; ch < g.C; ++ch) {
-          const T* p = xn + ch * HW;
-          T v = 0;
-          if (b00) v += p[y0 * g.W + x0] * wx0 * wy0;
-          if (b01) v += p[y0 * g.W + x0 + 1] * wx1 * wy0;
-          if (b10) v += p[(y0 + 1) * g.W + x0] * wx0 * wy1;
-          if (b11) v += p[(y0 + 1) * g.W + x0 + 1] * wx1 * wy1;
-          yn[ch * O] = v;
-        }
-      } else {
-        int64_t xr = (int64_t)std::nearbyint(ix), yr = (int64_t)std::nearbyint(iy);
-        bool ok = in(yr, xr);
-        for (int64_t ch = 0; ch < g.C; ++ch) yn[ch * O] = ok ? xn[ch * HW + yr * g.W + xr] : T(0);
-      }
-    }
-  });
-}
-
-template <typename T>
-void grid_backward(const T* go, const T* x, const T* grid, T* gi, T* gg, const GridArgs& g) {
-  int64_t HW = g.H * g.W, O = g.Ho * g.Wo;
-  // grad_input accumulates across positions of one sample: parallel over samples only
-  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t o = 0; o < O; ++o) {
-        int64_t i = n * O + o;
-        T mx, my;
-        T ix = source_coord<T>(grid[i * 2], g.W, g.pad, g.align, &mx);
-        T iy = source_coord<T>(grid[i * 2 + 1], g.H, g.pad, g.align, &my);
-        const T* xn = x + n * g.C * HW;
-        const T* gon = go + n * g.C * O + o;
-        T* gin = gi ? gi + n * g.C * HW : nullptr;
-        auto in = [&](int64_t yy, int64_t xx) { return yy >= 0 && yy < g.H && xx >= 0 && xx < g.W; };
-        T gix = 0, giy = 0;
-        if (g.mode == 0) {
-          int64_t x0 = (int64_t)std::floor(ix), y0 = (int64_t)std::floor(iy);
-          T wx1 = ix - x0, wx0 = 1 - wx1, wy1 = iy - y0, wy0 = 1 - wy1;
-          bool b00 = in(y0, x0), b01 = in(y0, x0 + 1), b10 = in(y0 + 1, x0), b11 = in(y0 + 1, x0 + 1);
-          for (int64_t ch = 0; ch < g.C; ++ch) {
-            T gv = gon[ch * O];
-            const T* p = xn + ch * HW;
-            if (gin) {
-              T* q = gin + ch * HW;
-              if (b00) q[y0 * g.W + x0] += wx0 * wy0 * gv;
-              if (b01) q[y0 * g.W + x0 + 1] += wx1 * wy0 * gv;
-              if (b10) q[(y0 + 1) * g.W + x0] += wx0 * wy1 * gv;
-              if (b11) q[(y0 + 1) * g.W + x0 + 1] += wx1 * wy1 * gv;
-            }
-            if (gg) {
-              T v00 = b00 ? p[y0 * g.W + x0] : T(0), v01 = b01 ? p[y0 * g.W + x0 + 1] : T(0);
-              T v10 = b10 ? p[(y0 + 1) * g.W + x0] : T(0), v11 = b11 ? p[(y0 + 1) * g.W + x0 + 1] : T(0);
-              gix += gv * ((v01 - v00) * wy0 + (v11 - v10) * wy1);
-              giy += gv * ((v10 - v00) * wx0 + (v11 - v01) * wx1);
-            }
-          }
-        } else if (gin) {
-          int64_t xr = (int64_t)std::nearbyint(ix), yr = (int64_t)std::nearbyint(iy);
-          if (in(yr, xr))
-            for (int64_t ch = 0; ch < g.C; ++ch) gin[ch * HW + yr * g.W + xr] += gon[ch * O];
-        }
-        if (gg) {
-          gg[i * 2] = mx * gix;
-          gg[i * 2 + 1] = my * giy;
-        }
-      }
-  });
 }
 
 }  // namespace
@@ -643,41 +456,6 @@ void k_constant_pad_nd(Call& c) {
     copy_into(out.view_of(len, os, doff), self.view_of(len, self.strides(), so));
   }
   c.outputs = {out};
-}
-
-void k_grid_sampler_2d(Call& c) {
-  const Tensor &input = c.inputs[0], &grid = c.inputs[1];
-  GridArgs g = grid_args("grid_sampler_2d", input, grid, c.attrs);
-  DType dt = input.dtype(), cdt = real_dtype("grid_sampler_2d", dt);
-  Tensor x = contig_as(input, cdt), gr = contig_as(grid, cdt), y = empty_tensor({g.N, g.C, g.Ho, g.Wo}, cdt);
-  with_real(cdt, [&](auto tag) {
-    using T = decltype(tag);
-    grid_forward<T>(x.data<T>(), gr.data<T>(), y.data<T>(), g);
-  });
-  c.outputs = {cdt != dt ? y.to(dt) : y};
-}
-
-void k_grid_sampler_2d_backward(Call& c) {
-  refuse_double_backward(c, 3);
-  const Tensor &gout = c.inputs[0], &input = c.inputs[1], &grid = c.inputs[2];
-  GridArgs g = grid_args("grid_sampler_2d_backward", input, grid, c.attrs);
-  const Shape& mask = c.attrs[3].list;
-  bool want_i = mask.empty() || mask[0], want_g = mask.size() < 2 || mask[1];
-  Shape expect{g.N, g.C, g.Ho, g.Wo};
-  if (gout.sizes() != expect)
-    throw ValueError("[grid_sampler_2d_backward] expected grad_output of shape " + shape_str(expect) + ", got " + shape_str(gout.sizes()));
-  DType dt = input.dtype(), cdt = real_dtype("grid_sampler_2d_backward", dt);
-  Tensor go = contig_as(gout, cdt), x = contig_as(input, cdt), gr = contig_as(grid, cdt);
-  Tensor gi = want_i ? zeros(input.sizes(), cdt) : Tensor(), gg = want_g ? zeros(grid.sizes(), cdt) : Tensor();
-  with_real(cdt, [&](auto tag) {
-    using T = decltype(tag);
-    grid_backward<T>(go.data<T>(), x.data<T>(), gr.data<T>(), want_i ? gi.data<T>() : nullptr, want_g ? gg.data<T>() : nullptr, g);
-  });
-  if (cdt != dt) {
-    if (gi.defined()) gi = gi.to(dt);
-    if (gg.defined()) gg = gg.to(dt);
-  }
-  c.outputs = {gi, gg};
 }
 
 // ---- im2col / col2im (F.unfold / F.fold): 2-D only, as in torch --------------------------

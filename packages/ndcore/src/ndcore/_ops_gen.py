@@ -548,17 +548,29 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def max_pool1d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
     """max_pool1d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
-    return _C.max_pool1d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+    stride = [] if stride is None else stride
+    # indices only when autograd will need them (torch's rule); the values kernel runs near copy speed
+    if self.requires_grad and _C.is_grad_enabled():
+        return _C.max_pool1d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[0]
+    return _C._max_pool1d_values(self, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def max_pool2d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
     """max_pool2d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
-    return _C.max_pool2d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+    stride = [] if stride is None else stride
+    # indices only when autograd will need them (torch's rule); the values kernel runs near copy speed
+    if self.requires_grad and _C.is_grad_enabled():
+        return _C.max_pool2d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[0]
+    return _C._max_pool2d_values(self, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def max_pool3d(self, kernel_size, stride=[], padding=0, dilation=1, ceil_mode=False):
     """max_pool3d(Tensor self, int[] kernel_size, int[] stride=[], int[] padding=0, int[] dilation=1, bool ceil_mode=False) -> Tensor"""
-    return _C.max_pool3d_with_indices(self, kernel_size, [] if stride is None else stride, padding, dilation, ceil_mode)[0]
+    stride = [] if stride is None else stride
+    # indices only when autograd will need them (torch's rule); the values kernel runs near copy speed
+    if self.requires_grad and _C.is_grad_enabled():
+        return _C.max_pool3d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[0]
+    return _C._max_pool3d_values(self, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _adaptive_output_size(name, dims, self, output_size):

@@ -385,7 +385,15 @@ def d_gelu(grads, inputs, attrs, results, needs):
     approximate = attrs['approximate']
     grad = grads[0]
     result = results[0]
-    return (_gelu_backward(grad, self, approximate),)
+    return (_C.gelu_backward(grad, self, approximate=approximate),)
+
+
+def d_gelu_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    approximate = attrs['approximate']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.gelu_backward(grad, self, approximate=approximate)) if needs[0] else None, (_gelu_double_backward(grad, grad_output, self, approximate)) if needs[1] else None)
 
 
 def d_softplus(grads, inputs, attrs, results, needs):
@@ -573,7 +581,7 @@ def d_addmm(grads, inputs, attrs, results, needs):
     alpha = attrs['alpha']
     grad = grads[0]
     result = results[0]
-    return ((grad * beta) if needs[0] else None, (alpha * grad.mm(mat2.t())) if needs[1] else None, (alpha * mat1.t().mm(grad)) if needs[2] else None)
+    return ((_scaled(grad, beta)) if needs[0] else None, (_scaled(grad.mm(mat2.t()), alpha)) if needs[1] else None, (_scaled(mat1.t().mm(grad), alpha)) if needs[2] else None)
 
 
 def d_as_strided(grads, inputs, attrs, results, needs):
@@ -661,6 +669,28 @@ def d_select(grads, inputs, attrs, results, needs):
     grad = grads[0]
     result = results[0]
     return (_select_backward(grad, self, dim, index),)
+
+
+def d_slice_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    input_sizes = attrs['input_sizes']
+    dim = attrs['dim']
+    start = attrs['start']
+    end = attrs['end']
+    step = attrs['step']
+    grad = grads[0]
+    result = results[0]
+    return (_C.slice(grad, dim, start, end, step),)
+
+
+def d_select_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    input_sizes = attrs['input_sizes']
+    dim = attrs['dim']
+    index = attrs['index']
+    grad = grads[0]
+    result = results[0]
+    return (grad.select(dim, index),)
 
 
 def d_diagonal(grads, inputs, attrs, results, needs):
@@ -1009,7 +1039,17 @@ def d_native_layer_norm(grads, inputs, attrs, results, needs):
     out = results[0]
     mean = results[1]
     rstd = results[2]
-    return ((_nn.layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, eps, 0)) if needs[0] else None, (_nn.layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, eps, 1)) if needs[1] else None, (grad.sum(list(range(input.dim() - len(normalized_shape)))).to(bias.dtype)) if needs[2] else None)
+    return (((_lng := _layer_norm_grads(grad, input, normalized_shape, mean, rstd, weight, bias, eps, needs))[0]) if needs[0] else None, ((_lng if needs[0] else _layer_norm_grads(grad, input, normalized_shape, mean, rstd, weight, bias, eps, needs))[1]) if needs[1] else None, ((_lng if needs[0] or needs[1] else _layer_norm_grads(grad, input, normalized_shape, mean, rstd, weight, bias, eps, needs))[2]) if needs[2] else None)
+
+
+def d__fused_attention(grads, inputs, attrs, results, needs):
+    query, key, value, attn_mask = inputs
+    is_causal = attrs['is_causal']
+    scale = attrs['scale']
+    grad = grads[0]
+    output = results[0]
+    logsumexp = results[1]
+    return (((_fag := _fused_attention_grads(grad, query, key, value, attn_mask, output, logsumexp, is_causal, scale, needs))[0]) if needs[0] else None, ((_fag if needs[0] else _fused_attention_grads(grad, query, key, value, attn_mask, output, logsumexp, is_causal, scale, needs))[1]) if needs[1] else None, ((_fag if needs[0] or needs[1] else _fused_attention_grads(grad, query, key, value, attn_mask, output, logsumexp, is_causal, scale, needs))[2]) if needs[2] else None, None)
 
 
 def d_native_batch_norm(grads, inputs, attrs, results, needs):
@@ -1064,12 +1104,36 @@ def d_binary_cross_entropy(grads, inputs, attrs, results, needs):
     return ((_C.binary_cross_entropy_backward(grad, self, target, weight, reduction)) if needs[0] else None, ((grad if reduction == 'none' else grad.expand(self.shape) / (self.numel() if reduction == 'mean' else 1)) * ((1 - self).log().clamp(min=-100) - self.log().clamp(min=-100)) * (1 if weight is None else weight)) if needs[1] else None, None)
 
 
+def d_binary_cross_entropy_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, target, weight = inputs
+    reduction = attrs['reduction']
+    grad = grads[0]
+    result = results[0]
+    return ((_bce_double_backward(grad, grad_output, self, target, weight, reduction, 0)) if needs[0] else None, (_bce_double_backward(grad, grad_output, self, target, weight, reduction, 1)) if needs[1] else None, (_bce_double_backward(grad, grad_output, self, target, weight, reduction, 2)) if needs[2] else None, None)
+
+
 def d_binary_cross_entropy_with_logits(grads, inputs, attrs, results, needs):
     self, target, weight, pos_weight = inputs
     reduction = attrs['reduction']
     grad = grads[0]
     result = results[0]
     return ((_C.binary_cross_entropy_with_logits_backward(grad, self, target, weight, pos_weight, reduction)) if needs[0] else None, (_C.binary_cross_entropy_with_logits_target_backward(grad, self, target, weight, pos_weight, reduction)) if needs[1] else None, None, None)
+
+
+def d_binary_cross_entropy_with_logits_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, target, weight, pos_weight = inputs
+    reduction = attrs['reduction']
+    grad = grads[0]
+    result = results[0]
+    return ((_bce_logits_double_backward(grad, grad_output, self, target, weight, pos_weight, reduction, False, 0)) if needs[0] else None, (_bce_logits_double_backward(grad, grad_output, self, target, weight, pos_weight, reduction, False, 1)) if needs[1] else None, (_bce_logits_double_backward(grad, grad_output, self, target, weight, pos_weight, reduction, False, 2)) if needs[2] else None, None, None)
+
+
+def d_binary_cross_entropy_with_logits_target_backward(grads, inputs, attrs, results, needs):
+    grad_output, self, target, weight, pos_weight = inputs
+    reduction = attrs['reduction']
+    grad = grads[0]
+    result = results[0]
+    return ((_bce_logits_double_backward(grad, grad_output, self, target, weight, pos_weight, reduction, True, 0)) if needs[0] else None, (_bce_logits_double_backward(grad, grad_output, self, target, weight, pos_weight, reduction, True, 1)) if needs[1] else None, None, None, None)
 
 
 def d__ctc_loss(grads, inputs, attrs, results, needs):
@@ -1082,6 +1146,17 @@ def d__ctc_loss(grads, inputs, attrs, results, needs):
     neg_log_likelihood = results[0]
     log_alpha = results[1]
     return ((_C._ctc_loss_backward(grad, log_probs, targets, input_lengths, target_lengths, neg_log_likelihood, log_alpha, blank, zero_infinity)) if needs[0] else None, None)
+
+
+def d__ctc_loss_backward(grads, inputs, attrs, results, needs):
+    grad, log_probs, targets, neg_log_likelihood, log_alpha = inputs
+    input_lengths = attrs['input_lengths']
+    target_lengths = attrs['target_lengths']
+    blank = attrs['blank']
+    zero_infinity = attrs['zero_infinity']
+    grad = grads[0]
+    result = results[0]
+    return (None, (_double_backward_not_implemented('_ctc_loss_backward')) if needs[1] else None, None, None, None)
 
 
 def d_native_dropout(grads, inputs, attrs, results, needs):
@@ -1170,6 +1245,42 @@ def d_max_pool3d_with_indices(grads, inputs, attrs, results, needs):
     return (grad.max_pool3d_with_indices_backward(self, kernel_size, stride, padding, dilation, ceil_mode, indices),)
 
 
+def d__max_pool1d_values(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    result = results[0]
+    return (grad.unsqueeze(-2).max_pool2d_with_indices_backward(self.unsqueeze(-2), [1], [1], [0], [1], ceil_mode, _C.max_pool1d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[1].unsqueeze(-2)).squeeze(-2),)
+
+
+def d__max_pool2d_values(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    result = results[0]
+    return (grad.max_pool2d_with_indices_backward(self, kernel_size, stride, padding, dilation, ceil_mode, _C.max_pool2d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[1]),)
+
+
+def d__max_pool3d_values(grads, inputs, attrs, results, needs):
+    self, = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    dilation = attrs['dilation']
+    ceil_mode = attrs['ceil_mode']
+    grad = grads[0]
+    result = results[0]
+    return (grad.max_pool3d_with_indices_backward(self, kernel_size, stride, padding, dilation, ceil_mode, _C.max_pool3d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)[1]),)
+
+
 def d_max_pool2d_with_indices_backward(grads, inputs, attrs, results, needs):
     grad_output, self, indices = inputs
     kernel_size = attrs['kernel_size']
@@ -1232,6 +1343,32 @@ def d_avg_pool3d(grads, inputs, attrs, results, needs):
     return (grad.avg_pool3d_backward(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),)
 
 
+def d_avg_pool2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    ceil_mode = attrs['ceil_mode']
+    count_include_pad = attrs['count_include_pad']
+    divisor_override = attrs['divisor_override']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.avg_pool2d(grad, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_avg_pool3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    kernel_size = attrs['kernel_size']
+    stride = attrs['stride']
+    padding = attrs['padding']
+    ceil_mode = attrs['ceil_mode']
+    count_include_pad = attrs['count_include_pad']
+    divisor_override = attrs['divisor_override']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.avg_pool3d(grad, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
 def d__adaptive_avg_pool2d(grads, inputs, attrs, results, needs):
     self, = inputs
     output_size = attrs['output_size']
@@ -1246,6 +1383,20 @@ def d__adaptive_avg_pool3d(grads, inputs, attrs, results, needs):
     grad = grads[0]
     result = results[0]
     return (grad._adaptive_avg_pool3d_backward(self),)
+
+
+def d__adaptive_avg_pool2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    grad = grads[0]
+    result = results[0]
+    return ((_C._adaptive_avg_pool2d(grad, list(grad_output.shape[-2:]))) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d__adaptive_avg_pool3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    grad = grads[0]
+    result = results[0]
+    return ((_C._adaptive_avg_pool3d(grad, list(grad_output.shape[-3:]))) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
 
 
 def d_adaptive_max_pool2d(grads, inputs, attrs, results, needs):
@@ -1381,6 +1532,72 @@ def d__upsample_nearest_exact3d(grads, inputs, attrs, results, needs):
     return (grad._upsample_nearest_exact3d_backward(output_size, list(self.shape), scales_d, scales_h, scales_w),)
 
 
+def d_upsample_nearest1d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_nearest1d(grad, output_size, scales),)
+
+
+def d_upsample_nearest2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_nearest2d(grad, output_size, scales_h, scales_w),)
+
+
+def d_upsample_nearest3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_nearest3d(grad, output_size, scales_d, scales_h, scales_w),)
+
+
+def d__upsample_nearest_exact1d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (_C._upsample_nearest_exact1d(grad, output_size, scales),)
+
+
+def d__upsample_nearest_exact2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C._upsample_nearest_exact2d(grad, output_size, scales_h, scales_w),)
+
+
+def d__upsample_nearest_exact3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C._upsample_nearest_exact3d(grad, output_size, scales_d, scales_h, scales_w),)
+
+
 def d_upsample_linear1d(grads, inputs, attrs, results, needs):
     self, = inputs
     output_size = attrs['output_size']
@@ -1423,6 +1640,54 @@ def d_upsample_trilinear3d(grads, inputs, attrs, results, needs):
     grad = grads[0]
     result = results[0]
     return (grad.upsample_trilinear3d_backward(output_size, list(self.shape), align_corners, scales_d, scales_h, scales_w),)
+
+
+def d_upsample_linear1d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    align_corners = attrs['align_corners']
+    scales = attrs['scales']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_linear1d(grad, output_size, align_corners, scales),)
+
+
+def d_upsample_bilinear2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    align_corners = attrs['align_corners']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_bilinear2d(grad, output_size, align_corners, scales_h, scales_w),)
+
+
+def d_upsample_bicubic2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    align_corners = attrs['align_corners']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_bicubic2d(grad, output_size, align_corners, scales_h, scales_w),)
+
+
+def d_upsample_trilinear3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, = inputs
+    output_size = attrs['output_size']
+    input_size = attrs['input_size']
+    align_corners = attrs['align_corners']
+    scales_d = attrs['scales_d']
+    scales_h = attrs['scales_h']
+    scales_w = attrs['scales_w']
+    grad = grads[0]
+    result = results[0]
+    return (_C.upsample_trilinear3d(grad, output_size, align_corners, scales_d, scales_h, scales_w),)
 
 
 def d_constant_pad_nd(grads, inputs, attrs, results, needs):
@@ -1482,6 +1747,54 @@ def d_replication_pad3d(grads, inputs, attrs, results, needs):
     return (grad.replication_pad3d_backward(self, padding),)
 
 
+def d_reflection_pad1d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.reflection_pad1d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_reflection_pad2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.reflection_pad2d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_reflection_pad3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.reflection_pad3d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_replication_pad1d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.replication_pad1d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_replication_pad2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.replication_pad2d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
+def d_replication_pad3d_backward(grads, inputs, attrs, results, needs):
+    grad_output, self = inputs
+    padding = attrs['padding']
+    grad = grads[0]
+    result = results[0]
+    return ((_C.replication_pad3d(grad, padding)) if needs[0] else None, (grad.new_zeros(grad.shape)) if needs[1] else None)
+
+
 def d_grid_sampler_2d(grads, inputs, attrs, results, needs):
     input, grid = inputs
     interpolation_mode = attrs['interpolation_mode']
@@ -1490,6 +1803,18 @@ def d_grid_sampler_2d(grads, inputs, attrs, results, needs):
     grad = grads[0]
     result = results[0]
     return ((grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [1, 0])[0]) if needs[0] else None, (grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [0, 1])[1]) if needs[1] else None)
+
+
+def d_grid_sampler_2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, input, grid = inputs
+    interpolation_mode = attrs['interpolation_mode']
+    padding_mode = attrs['padding_mode']
+    align_corners = attrs['align_corners']
+    output_mask = attrs['output_mask']
+    grad = grads[0]
+    grad_input = results[0]
+    grad_grid = results[1]
+    return (((_gsd := _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[0]) if needs[0] else None, ((_gsd if needs[0] else _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[1]) if needs[1] else None, ((_gsd if needs[0] or needs[1] else _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[2]) if needs[2] else None)
 
 
 # op name -> (formula, tensor input names, names the formula reads, list-valued inputs,
@@ -1548,6 +1873,7 @@ FORMULAS = {
     'where.self': (d_where_self, ('condition', 'self', 'other'), ('condition',), (), ()),
     'nan_to_num': (d_nan_to_num, ('self',), ('self',), (), ()),
     'gelu': (d_gelu, ('self',), ('self',), (), ()),
+    'gelu_backward': (d_gelu_backward, ('grad_output', 'self'), ('grad_output', 'self'), (), ()),
     'softplus': (d_softplus, ('self',), ('self',), (), ()),
     'threshold_backward': (d_threshold_backward, ('grad_output', 'self'), ('self',), (), ()),
     '_copy_from': (d__copy_from, ('self', 'dst'), (), (), ()),
@@ -1580,6 +1906,8 @@ FORMULAS = {
     'unsqueeze': (d_unsqueeze, ('self',), ('self',), (), ('self',)),
     'slice': (d_slice, ('self',), ('self',), (), ('self',)),
     'select': (d_select, ('self',), ('self',), (), ('self',)),
+    'slice_backward': (d_slice_backward, ('grad_output',), (), (), ()),
+    'select_backward': (d_select_backward, ('grad_output',), (), (), ()),
     'diagonal': (d_diagonal, ('self',), ('self',), (), ('self',)),
     'unfold': (d_unfold, ('self',), ('self',), (), ('self',)),
     'alias': (d_alias, ('self',), (), (), ()),
@@ -1619,13 +1947,18 @@ FORMULAS = {
     '_softmax_backward_data': (d__softmax_backward_data, ('grad_output', 'output'), ('grad_output', 'output'), (), ()),
     '_log_softmax_backward_data': (d__log_softmax_backward_data, ('grad_output', 'output'), ('grad_output', 'output'), (), ()),
     'native_layer_norm': (d_native_layer_norm, ('input', 'weight', 'bias'), ('bias', 'input', 'mean', 'rstd', 'weight'), (), ()),
+    '_fused_attention': (d__fused_attention, ('query', 'key', 'value', 'attn_mask'), ('attn_mask', 'key', 'logsumexp', 'output', 'query', 'value'), (), ()),
     'native_batch_norm': (d_native_batch_norm, ('input', 'weight', 'bias', 'running_mean', 'running_var'), ('bias', 'input', 'running_mean', 'running_var', 'save_invstd', 'save_mean', 'weight'), (), ('running_mean', 'running_var')),
     'native_group_norm': (d_native_group_norm, ('input', 'weight', 'bias'), ('bias', 'input', 'mean', 'rstd', 'weight'), (), ()),
     'nll_loss': (d_nll_loss, ('self', 'target', 'weight'), ('self', 'target', 'weight'), (), ('self',)),
     'nll_loss_backward': (d_nll_loss_backward, ('grad_output', 'self', 'target', 'weight'), ('target', 'weight'), (), ('self',)),
     'binary_cross_entropy': (d_binary_cross_entropy, ('self', 'target', 'weight'), ('self', 'target', 'weight'), (), ()),
+    'binary_cross_entropy_backward': (d_binary_cross_entropy_backward, ('grad_output', 'self', 'target', 'weight'), ('grad_output', 'self', 'target', 'weight'), (), ()),
     'binary_cross_entropy_with_logits': (d_binary_cross_entropy_with_logits, ('self', 'target', 'weight', 'pos_weight'), ('pos_weight', 'self', 'target', 'weight'), (), ()),
+    'binary_cross_entropy_with_logits_backward': (d_binary_cross_entropy_with_logits_backward, ('grad_output', 'self', 'target', 'weight', 'pos_weight'), ('grad_output', 'pos_weight', 'self', 'target', 'weight'), (), ()),
+    'binary_cross_entropy_with_logits_target_backward': (d_binary_cross_entropy_with_logits_target_backward, ('grad_output', 'self', 'target', 'weight', 'pos_weight'), ('grad_output', 'pos_weight', 'self', 'target', 'weight'), (), ()),
     '_ctc_loss': (d__ctc_loss, ('log_probs', 'targets'), ('log_alpha', 'log_probs', 'neg_log_likelihood', 'targets'), (), ()),
+    '_ctc_loss_backward': (d__ctc_loss_backward, ('grad', 'log_probs', 'targets', 'neg_log_likelihood', 'log_alpha'), (), (), ()),
     'native_dropout': (d_native_dropout, ('input',), ('mask',), (), ()),
     'native_dropout_backward': (d_native_dropout_backward, ('grad_output', 'mask'), ('mask',), (), ()),
     'convolution': (d_convolution, ('input', 'weight', 'bias'), ('input', 'weight'), (), ()),
@@ -1633,13 +1966,20 @@ FORMULAS = {
     'max_pool1d_with_indices': (d_max_pool1d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
     'max_pool2d_with_indices': (d_max_pool2d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
     'max_pool3d_with_indices': (d_max_pool3d_with_indices, ('self',), ('indices', 'self'), (), ('self',)),
+    '_max_pool1d_values': (d__max_pool1d_values, ('self',), ('self',), (), ()),
+    '_max_pool2d_values': (d__max_pool2d_values, ('self',), ('self',), (), ()),
+    '_max_pool3d_values': (d__max_pool3d_values, ('self',), ('self',), (), ()),
     'max_pool2d_with_indices_backward': (d_max_pool2d_with_indices_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
     'max_pool3d_with_indices_backward': (d_max_pool3d_with_indices_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
     'avg_pool1d': (d_avg_pool1d, ('self',), ('self',), (), ('self',)),
     'avg_pool2d': (d_avg_pool2d, ('self',), ('self',), (), ('self',)),
     'avg_pool3d': (d_avg_pool3d, ('self',), ('self',), (), ('self',)),
+    'avg_pool2d_backward': (d_avg_pool2d_backward, ('grad_output', 'self'), (), (), ()),
+    'avg_pool3d_backward': (d_avg_pool3d_backward, ('grad_output', 'self'), (), (), ()),
     '_adaptive_avg_pool2d': (d__adaptive_avg_pool2d, ('self',), ('self',), (), ('self',)),
     '_adaptive_avg_pool3d': (d__adaptive_avg_pool3d, ('self',), ('self',), (), ('self',)),
+    '_adaptive_avg_pool2d_backward': (d__adaptive_avg_pool2d_backward, ('grad_output', 'self'), ('grad_output',), (), ()),
+    '_adaptive_avg_pool3d_backward': (d__adaptive_avg_pool3d_backward, ('grad_output', 'self'), ('grad_output',), (), ()),
     'adaptive_max_pool2d': (d_adaptive_max_pool2d, ('self',), ('indices', 'self'), (), ('self',)),
     'adaptive_max_pool3d': (d_adaptive_max_pool3d, ('self',), ('indices', 'self'), (), ('self',)),
     'adaptive_max_pool2d_backward': (d_adaptive_max_pool2d_backward, ('grad_output', 'self', 'indices'), ('indices',), (), ()),
@@ -1654,10 +1994,20 @@ FORMULAS = {
     '_upsample_nearest_exact1d': (d__upsample_nearest_exact1d, ('self',), ('self',), (), ('self',)),
     '_upsample_nearest_exact2d': (d__upsample_nearest_exact2d, ('self',), ('self',), (), ('self',)),
     '_upsample_nearest_exact3d': (d__upsample_nearest_exact3d, ('self',), ('self',), (), ('self',)),
+    'upsample_nearest1d_backward': (d_upsample_nearest1d_backward, ('grad_output',), (), (), ()),
+    'upsample_nearest2d_backward': (d_upsample_nearest2d_backward, ('grad_output',), (), (), ()),
+    'upsample_nearest3d_backward': (d_upsample_nearest3d_backward, ('grad_output',), (), (), ()),
+    '_upsample_nearest_exact1d_backward': (d__upsample_nearest_exact1d_backward, ('grad_output',), (), (), ()),
+    '_upsample_nearest_exact2d_backward': (d__upsample_nearest_exact2d_backward, ('grad_output',), (), (), ()),
+    '_upsample_nearest_exact3d_backward': (d__upsample_nearest_exact3d_backward, ('grad_output',), (), (), ()),
     'upsample_linear1d': (d_upsample_linear1d, ('self',), ('self',), (), ('self',)),
     'upsample_bilinear2d': (d_upsample_bilinear2d, ('self',), ('self',), (), ('self',)),
     'upsample_bicubic2d': (d_upsample_bicubic2d, ('self',), ('self',), (), ('self',)),
     'upsample_trilinear3d': (d_upsample_trilinear3d, ('self',), ('self',), (), ('self',)),
+    'upsample_linear1d_backward': (d_upsample_linear1d_backward, ('grad_output',), (), (), ()),
+    'upsample_bilinear2d_backward': (d_upsample_bilinear2d_backward, ('grad_output',), (), (), ()),
+    'upsample_bicubic2d_backward': (d_upsample_bicubic2d_backward, ('grad_output',), (), (), ()),
+    'upsample_trilinear3d_backward': (d_upsample_trilinear3d_backward, ('grad_output',), (), (), ()),
     'constant_pad_nd': (d_constant_pad_nd, ('self',), (), (), ()),
     'reflection_pad1d': (d_reflection_pad1d, ('self',), ('self',), (), ('self',)),
     'reflection_pad2d': (d_reflection_pad2d, ('self',), ('self',), (), ('self',)),
@@ -1665,7 +2015,14 @@ FORMULAS = {
     'replication_pad1d': (d_replication_pad1d, ('self',), ('self',), (), ('self',)),
     'replication_pad2d': (d_replication_pad2d, ('self',), ('self',), (), ('self',)),
     'replication_pad3d': (d_replication_pad3d, ('self',), ('self',), (), ('self',)),
+    'reflection_pad1d_backward': (d_reflection_pad1d_backward, ('grad_output', 'self'), (), (), ()),
+    'reflection_pad2d_backward': (d_reflection_pad2d_backward, ('grad_output', 'self'), (), (), ()),
+    'reflection_pad3d_backward': (d_reflection_pad3d_backward, ('grad_output', 'self'), (), (), ()),
+    'replication_pad1d_backward': (d_replication_pad1d_backward, ('grad_output', 'self'), (), (), ()),
+    'replication_pad2d_backward': (d_replication_pad2d_backward, ('grad_output', 'self'), (), (), ()),
+    'replication_pad3d_backward': (d_replication_pad3d_backward, ('grad_output', 'self'), (), (), ()),
     'grid_sampler_2d': (d_grid_sampler_2d, ('input', 'grid'), ('grid', 'input'), (), ()),
+    'grid_sampler_2d_backward': (d_grid_sampler_2d_backward, ('grad_output', 'input', 'grid'), ('grad_output', 'grid', 'input'), (), ()),
 }
 
 # op name -> names of its outputs, for ops with several: only the outputs a formula reads are
@@ -1681,6 +2038,7 @@ RESULT_NAMES = {
     'topk': ('values', 'indices'),
     'kthvalue': ('values', 'indices'),
     'native_layer_norm': ('out', 'mean', 'rstd'),
+    '_fused_attention': ('output', 'logsumexp'),
     'native_batch_norm': ('out', 'save_mean', 'save_invstd'),
     'native_group_norm': ('out', 'mean', 'rstd'),
     '_ctc_loss': ('neg_log_likelihood', 'log_alpha'),
@@ -1691,4 +2049,5 @@ RESULT_NAMES = {
     'max_pool3d_with_indices': ('output', 'indices'),
     'adaptive_max_pool2d': ('output', 'indices'),
     'adaptive_max_pool3d': ('output', 'indices'),
+    'grid_sampler_2d_backward': ('grad_input', 'grad_grid'),
 }

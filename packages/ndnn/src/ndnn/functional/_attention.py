@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import ndcore as nd
+import ndgrad
 
 from . import _dropout
 
@@ -23,6 +24,52 @@ def _causal_keep(L, S, device):
             _causal_cache.clear()
         _causal_cache[key] = m
     return m
+
+
+class _SplitLast(ndgrad.Function):
+    """``x.split(sizes, -1)`` whose backward is one cat of the pieces' gradients; through the
+    slice views each piece's gradient would be a zero-filled full-size tensor, then summed."""
+
+    @staticmethod
+    def forward(ctx, x, sizes):
+        return tuple(x.split(sizes, -1))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return nd.cat(list(grads), -1), None
+
+
+def _split_last(x, sizes):
+    """The views ``x.split(sizes, -1)``; their gradients reach ``x`` as one concatenation."""
+    if not (x.requires_grad and ndgrad.is_grad_enabled()):
+        return tuple(x.split(sizes, -1))
+    return _SplitLast.apply(x, list(sizes))
+
+
+def _fused_mask(query, key, value, attn_mask, dropout_p):
+    """The additive mask for ``_fused_attention`` (None for no mask), or False where the
+    composite path must run: dropout, 16-bit or non-CPU tensors, broadcast batch dims, empty
+    dims, or a mask that needs a gradient."""
+    if dropout_p > 0.0 or query.dtype not in (nd.float32, nd.float64) or query.device.type != "cpu":
+        return False
+    if key.device.type != "cpu" or value.device.type != "cpu":
+        return False
+    if not (query.shape[:-2] == key.shape[:-2] == value.shape[:-2]):
+        return False
+    if 0 in query.shape or 0 in key.shape or 0 in value.shape:
+        return False
+    if attn_mask is None:
+        return None
+    if attn_mask.requires_grad or attn_mask.device.type != "cpu" or attn_mask.dim() > query.dim():
+        return False
+    if any(m not in (1, b) for m, b in zip(reversed(attn_mask.shape[:-2]), reversed(query.shape[:-2]))):
+        return False  # the mask would broadcast the output to more batch entries than the query has
+    if attn_mask.dtype == nd.bool:
+        # True keeps a key; the kernel gives rows with no kept key zeros, as the composite path does
+        return nd.zeros(*attn_mask.shape, dtype=query.dtype).masked_fill(attn_mask.logical_not(), _NEG_INF)
+    if not attn_mask.dtype.is_floating_point:
+        return False  # the composite path raises the error
+    return attn_mask.to(query.dtype)
 
 
 def _linear(x, w, b):
@@ -51,6 +98,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     Returns:
         ``(..., L, Ev)``. Queries whose every key is masked get zeros, as torch's CPU kernels give.
+
+    float32/float64 CPU inputs without dropout run one fused kernel (``_fused_attention``: no
+    score tensor or causal mask is materialised, Note [Fused attention] in attention.cpp); the
+    rest (dropout, 16-bit floats, broadcast batch dims, empty inputs, a mask that needs a
+    gradient) run the composite softmax(QK^T)V below.
     """
     for name, t in (("query", query), ("key", key), ("value", value)):
         if t.dim() < 2:
@@ -72,9 +124,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         value = value.repeat_interleave(hq // value.shape[-3], -3)
     L, S = query.shape[-2], key.shape[-2]
     scale_factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = (query * scale_factor).matmul(key.transpose(-2, -1))
     if is_causal and attn_mask is not None:
         raise RuntimeError("[scaled_dot_product_attention] Explicit attn_mask should not be set when is_causal=True")
+    fused_mask = _fused_mask(query, key, value, attn_mask, dropout_p)
+    if fused_mask is not False:
+        return nd._fused_attention(query, key, value, fused_mask, is_causal, float(scale_factor))[0]
+    scores = (query * scale_factor).matmul(key.transpose(-2, -1))
     dead = None
     if is_causal or (attn_mask is not None and attn_mask.dtype == nd.bool):
         keep = _causal_keep(L, S, query.device) if is_causal else attn_mask
@@ -150,10 +205,10 @@ def _in_projection_packed(q, k, v, w, b):
     if k is v:
         if q is k:
             proj = _linear(q, w, b)
-            return tuple(proj.chunk(3, -1))
+            return _split_last(proj, [E, E, E])
         w_q, w_kv = w.split([E, 2 * E])
         b_q, b_kv = (None, None) if b is None else b.split([E, 2 * E])
-        return (_linear(q, w_q, b_q), *_linear(k, w_kv, b_kv).chunk(2, -1))
+        return (_linear(q, w_q, b_q), *_split_last(_linear(k, w_kv, b_kv), [E, E]))
     w_q, w_k, w_v = w.chunk(3)
     b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
     return _linear(q, w_q, b_q), _linear(k, w_k, b_k), _linear(v, w_v, b_v)

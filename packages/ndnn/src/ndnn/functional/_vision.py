@@ -5,6 +5,7 @@ import math
 import warnings
 
 import ndcore as nd
+from ndgrad._helpers import _grid_sample_composite
 
 from ._pooling import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d
 from ._utils import _pair
@@ -238,9 +239,10 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     """Samples ``input`` at the normalised ``[-1, 1]`` locations in ``grid``.
 
     Args:
-        input: Tensor ``(N, C, H_in, W_in)``.
-        grid: Tensor ``(N, H_out, W_out, 2)`` of ``(x, y)`` locations.
-        mode: ``'bilinear'``, ``'nearest'`` or ``'bicubic'``.
+        input: Tensor ``(N, C, H_in, W_in)`` or ``(N, C, D_in, H_in, W_in)``.
+        grid: Tensor ``(N, H_out, W_out, 2)`` of ``(x, y)`` locations, or ``(N, D_out, H_out, W_out, 3)`` of
+            ``(x, y, z)`` locations for 5-D input.
+        mode: ``'bilinear'``, ``'nearest'`` or ``'bicubic'`` (4-D input only).
         padding_mode: ``'zeros'``, ``'border'`` or ``'reflection'`` for out-of-range locations.
         align_corners: -1 and 1 are the centres (True) or the outer edges (False) of the corner pixels.
     """
@@ -254,11 +256,24 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if align_corners is None:
         warnings.warn(_ALIGN_WARNING, stacklevel=2)
         align_corners = False
-    if input.dim() != 4:
-        raise NotImplementedError(f"[grid_sample] only 4-D input (N, C, H, W) is supported, got {tuple(input.shape)}")
-    if grid.dim() != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
-        raise ValueError(f"[grid_sample] expected grid of shape ({input.shape[0]}, H_out, W_out, 2) for input of "
+    if input.dim() not in (4, 5):
+        raise ValueError(f"[grid_sample] expected 4-D (N, C, H, W) or 5-D (N, C, D, H, W) input, got "
+                         f"{tuple(input.shape)}")
+    k = input.dim() - 2
+    if grid.dim() != input.dim() or grid.shape[-1] != k or grid.shape[0] != input.shape[0]:
+        want = "H_out, W_out, 2" if k == 2 else "D_out, H_out, W_out, 3"
+        raise ValueError(f"[grid_sample] expected grid of shape ({input.shape[0]}, {want}) for input of "
                          f"shape {tuple(input.shape)}, got {tuple(grid.shape)}")
+    if input.dtype != grid.dtype:
+        raise TypeError(f"[grid_sample] expected input and grid to have the same dtype, got {input.dtype} and "
+                        f"{grid.dtype}")
+    if any(s <= 0 for s in input.shape[2:]):
+        raise ValueError(f"[grid_sample] expected input to have non-empty spatial dims, got {tuple(input.shape)}")
+    if k == 3 and mode == "bicubic":
+        raise ValueError("[grid_sample] bicubic interpolation only supports 4-D input, got "
+                         f"{tuple(input.shape)}")
+    if k == 3:  # a composite of differentiable ops (ndgrad's, shared with grid_sampler_2d's double backward)
+        return _grid_sample_composite(input, grid, mode, padding_mode, align_corners)
     return nd.grid_sampler_2d(input, grid, modes[mode], pads[padding_mode], align_corners)
 
 

@@ -9,6 +9,7 @@ import ndgrad
 from .. import functional as F
 from .. import init
 from .. import modules as nn
+from ..functional._attention import _split_last
 
 __all__ = ["GPT", "GPTBlock", "CausalSelfAttention"]
 
@@ -27,8 +28,10 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x):
         B, T, C = x.shape
-        # the projections see (B*T, C) matrices: one GEMM each way instead of a batch of them
-        q, k, v = self.c_attn(x.reshape(B * T, C)).reshape(B, T, 3 * C).split(self.n_embd, dim=2)
+        # the projections see (B*T, C) matrices: one GEMM each way instead of a batch of them;
+        # _split_last is split(C, dim=2) whose backward is one cat (the slice views' own would
+        # zero-fill three (B, T, 3C) gradients and add them)
+        q, k, v = _split_last(self.c_attn(x.reshape(B * T, C)).reshape(B, T, 3 * C), [C, C, C])
         hs = C // self.n_head
         q, k, v = (t.reshape(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
