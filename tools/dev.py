@@ -28,7 +28,7 @@ PACKAGES = ["ndcore", "ndgrad", "ndnn", "ndoptim", "nddata", "nd"]
 NATIVE = {"ndcore"}
 EXTERNAL = [
     "numpy>=1.26", "scipy-openblas32>=0.3.30",            # ndcore's runtime
-    "scikit-build-core>=0.10", "pybind11>=2.13", "cmake>=3.18", "ninja",  # ndcore's build
+    "scikit-build-core>=0.10", "pybind11>=3.0", "cmake>=3.18", "ninja",  # ndcore's build
     "hatchling",                                           # the pure packages' build (wheels)
     "pytest>=8", "hypothesis>=6", "pyyaml", "scipy",       # tests and opgen
     "scikit-learn",                                        # the main job's embedded digits data

@@ -95,7 +95,7 @@ py::object leaf_edge(PyAutogradMeta* m, py::handle wrapper) {
 }
 
 void autograd_trampoline(Call& c) {
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   const size_t n_in = c.inputs.size(), n_out = c.outputs.size();
   py::list inputs(n_in), edges(n_in), needs(n_in);
   for (size_t k = 0; k < n_in; ++k) {
@@ -137,7 +137,12 @@ void autograd_trampoline(Call& c) {
     for (int64_t d = 0; d < t.dim(); ++d) shape[d] = py::int_(t.sizes()[d]);
     meta[i] = py::make_tuple(shape, dtype_object(t.dtype()), device_object(t.device()));
   }
-  py::object r = g_autograd_fn(op_name_object(c.op), inputs, attrs_dict(c), outputs, c.inplace, edges, needs, meta);
+  py::object name = op_name_object(c.op), attrs = attrs_dict(c);
+  PyObject* argv[8] = {name.ptr(), inputs.ptr(), attrs.ptr(), outputs.ptr(), c.inplace ? Py_True : Py_False,
+                       edges.ptr(), needs.ptr(), meta.ptr()};
+  // vectorcall: no argument tuple is built for the recorder
+  py::object r = py::reinterpret_steal<py::object>(PyObject_Vectorcall(g_autograd_fn.ptr(), argv, 8, nullptr));
+  if (!r) throw py::error_already_set();
   if (r.is_none()) return;
   if (PyList_Check(r.ptr()) || PyTuple_Check(r.ptr())) {  // replaced outputs (e.g. a rebased view)
     std::vector<Tensor> outs;
@@ -161,26 +166,26 @@ void autograd_trampoline(Call& c) {
 }
 
 void autograd_pre_trampoline(Call& c) {
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   g_autograd_pre_fn(op_name_object(c.op), tensor_list(c.inputs), attrs_dict(c));
 }
 
 void* prof_begin_trampoline(const Call& c) {
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   py::list shapes;
   for (auto& t : c.inputs) shapes.append(t.defined() ? py::cast(t.sizes()) : py::list());
   py::object tok = g_prof_begin_fn(op_name_object(c.op), shapes);
   return new py::object(tok);
 }
 void prof_end_trampoline(void* tok, const Call& c) {
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   std::unique_ptr<py::object> t(static_cast<py::object*>(tok));
   g_prof_end_fn(*t, op_name_object(c.op));
 }
 
 void check_trampoline(const Call& c) {
   if (t_in_check) return;  // the check itself runs ops
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   ++t_in_check;
   try {
     py::list shapes;
@@ -194,7 +199,7 @@ void check_trampoline(const Call& c) {
 }
 
 void warn_trampoline(const std::string& msg) {
-  py::gil_scoped_acquire g;
+  GilIfNeeded g;
   if (g_warn_fn) g_warn_fn(msg);
 }
 

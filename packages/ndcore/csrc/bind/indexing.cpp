@@ -142,25 +142,57 @@ Tensor value_tensor(py::handle value, const Tensor& like) {
   return tensor_from_numpy(arr, "setitem");
 }
 
+py::object getitem(const Tensor& x, py::handle key) {
+  if (PyLong_CheckExact(key.ptr()) && x.dim() > 0) {  // x[i], the dataset case: no key tuple
+    int overflow = 0;
+    long long i = PyLong_AsLongLongAndOverflow(key.ptr(), &overflow);
+    int64_t n = x.sizes()[0];
+    if (!overflow && i >= -n && i < n) return wrap(nd::select(x, 0, i));
+  }
+  Parsed p = apply_index(x, key);
+  if (!p.has_adv) return wrap(p.view.impl() == x.impl() ? nd::alias(x) : p.view);
+  return wrap(nd::index(p.view, p.adv));
+}
+
+void setitem(const Tensor& x, py::handle key, py::handle value) {
+  Parsed p = apply_index(x, key);
+  Tensor v = value_tensor(value, x);
+  if (!p.has_adv) {
+    nd::_copy_from(v, p.view);
+  } else {
+    nd::index_put_(p.view, p.adv, v, false);
+  }
+}
+
+// The mapping slots, called by CPython directly (See Note [Operator slots] in ops.cpp).
+PyObject* mp_subscript(PyObject* self, PyObject* key) {
+  return guarded([&] { return getitem(unwrap(self), key); });
+}
+int mp_ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
+  if (!value) {
+    PyErr_SetString(PyExc_TypeError, "Tensor does not support item deletion");
+    return -1;
+  }
+  PyObject* r = guarded([&] {
+    setitem(unwrap(self), key, value);
+    return py::none();
+  });
+  if (!r) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
 }  // namespace
 
 void init_indexing(py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls) {
-  cls.def("__getitem__", [](std::shared_ptr<TensorImpl> self, py::handle key) {
-    Tensor x(self);
-    Parsed p = apply_index(x, key);
-    if (!p.has_adv) return wrap(p.view.impl() == x.impl() ? nd::alias(x) : p.view);
-    return wrap(nd::index(p.view, p.adv));
-  });
+  cls.def("__getitem__", [](std::shared_ptr<TensorImpl> self, py::handle key) { return getitem(Tensor(self), key); });
   cls.def("__setitem__", [](std::shared_ptr<TensorImpl> self, py::handle key, py::handle value) {
-    Tensor x(self);
-    Parsed p = apply_index(x, key);
-    Tensor v = value_tensor(value, x);
-    if (!p.has_adv) {
-      nd::_copy_from(v, p.view);
-    } else {
-      nd::index_put_(p.view, p.adv, v, false);
-    }
+    setitem(Tensor(self), key, value);
   });
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  type->tp_as_mapping->mp_subscript = mp_subscript;
+  type->tp_as_mapping->mp_ass_subscript = mp_ass_subscript;
+  PyType_Modified(type);
 }
 
 }  // namespace nd

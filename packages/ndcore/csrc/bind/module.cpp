@@ -109,7 +109,13 @@ DType to_dtype(py::handle h) {
   throw py::type_error("expected a dtype (e.g. nd.float32), got " + py_repr(h));
 }
 
-py::object device_object(Device d) { return py::cast(PyDevice{d}); }
+py::object device_object(Device d) {
+  if (d.is_cpu()) {  // one shared object: every CPU tensor's .device, and autograd's per-op metadata
+    static py::object* cpu = new py::object(py::cast(PyDevice{d}));  // leaked: outlives atexit
+    return *cpu;
+  }
+  return py::cast(PyDevice{d});
+}
 Device to_device(py::handle h) {
   if (py::isinstance<PyDevice>(h)) return h.cast<PyDevice&>().d;
   if (py::isinstance<py::int_>(h)) {

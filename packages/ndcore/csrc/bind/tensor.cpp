@@ -13,8 +13,39 @@ py::handle g_size_type;   // ndcore.Size, a tuple subclass set from Python
 py::handle g_legacy_new;  // ndcore._legacy_new(*args) for nd.Tensor(2, 3) style construction
 }  // namespace
 
-py::object wrap(const Tensor& t) { return py::cast(t.impl_ptr()); }
-py::object wrap(Tensor&& t) { return py::cast(t.impl_ptr()); }
+namespace {
+// A fresh op output: when `p` is its only owner no Python object can refer to it (each holds a
+// shared_ptr), so pybind11's registered-instance lookup and type lookups are skipped; the
+// instance is built and registered as pybind11's own cast does, so later casts find it.
+py::object wrap_unowned(const std::shared_ptr<TensorImpl>& p) {
+  static const py::detail::type_info* ti = py::detail::get_type_info(typeid(TensorImpl));
+  auto inst = py::reinterpret_steal<py::object>(py::detail::make_new_instance(ti->type));
+  auto* w = reinterpret_cast<py::detail::instance*>(inst.ptr());
+  w->owned = true;
+  py::detail::values_and_holders(w).begin()->value_ptr() = p.get();
+  ti->init_instance(w, &p);
+  return inst;
+}
+}  // namespace
+
+py::object wrap(const Tensor& t) {
+  const auto& p = t.impl_ptr();
+  if (!p) return py::none();
+  if (p.use_count() == 1) return wrap_unowned(p);
+  // An existing wrapper, found as pybind11's cast finds it but matched by the Tensor type
+  // object rather than through pybind11's per-type registry lookups.
+  PyObject* found = nullptr;
+  py::detail::with_instance_map(p.get(), [&](py::detail::instance_map& instances) {
+    auto range = instances.equal_range(p.get());
+    for (auto it = range.first; it != range.second && !found; ++it) {
+      auto* o = reinterpret_cast<PyObject*>(it->second);
+      if (is_tensor(o) && py::detail::try_incref(o)) found = o;
+    }
+  });
+  if (found) return py::reinterpret_steal<py::object>(found);
+  return wrap_unowned(p);
+}
+py::object wrap(Tensor&& t) { return wrap(static_cast<const Tensor&>(t)); }
 
 // The Tensor type object, cached: an exact-type pointer compare is the common, fast case.
 PyTypeObject* g_tensor_type = nullptr;
@@ -24,7 +55,18 @@ bool is_tensor(py::handle h) {
   return py::isinstance<TensorImpl>(h);
 }
 
+// The holder of a Tensor object read in place (pybind11's simple layout: one C++ base, a
+// shared_ptr holder), skipping the caster's type-registry lookups; null when `h` is not a
+// Tensor or its holder was never constructed (Tensor.__new__ without __init__).
+const std::shared_ptr<TensorImpl>* tensor_holder(PyObject* h) {
+  if (!g_tensor_type || !is_tensor(h)) return nullptr;
+  auto* inst = reinterpret_cast<py::detail::instance*>(h);
+  if (!inst->simple_layout || !inst->simple_holder_constructed) return nullptr;
+  return &py::detail::value_and_holder(inst, nullptr, 0, 0).holder<std::shared_ptr<TensorImpl>>();
+}
+
 Tensor unwrap(py::handle h) {
+  if (const auto* holder = tensor_holder(h.ptr())) return Tensor(*holder);
   if (!py::isinstance<TensorImpl>(h)) throw py::type_error("expected a Tensor, got " + std::string(py::str(py::type::handle_of(h).attr("__name__"))));
   return Tensor(h.cast<std::shared_ptr<TensorImpl>>());
 }
@@ -36,7 +78,7 @@ bool is_number(py::handle h) {
 }
 
 Tensor to_tensor_arg(py::handle h, const char* op, const char* param) {
-  if (is_tensor(h)) return Tensor(h.cast<std::shared_ptr<TensorImpl>>());
+  if (is_tensor(h)) return unwrap(h);
   if (PyBool_Check(h.ptr())) return scalar_tensor_bool(h.ptr() == Py_True, true);
   if (PyLong_Check(h.ptr())) {
     int overflow = 0;
@@ -133,6 +175,26 @@ py::object tolist_rec(const Tensor& t, int64_t dim, const char* base) {
 
 Tensor cpu_of(const Tensor& t) { return t.device().is_cpu() ? t : nd::_to_copy(t, std::nullopt, Device{}); }
 
+bool tensor_bool(const Tensor& x) {
+  if (x.numel() != 1)
+    throw py::value_error("[bool] Boolean value of Tensor with " + std::to_string(x.numel()) + " values is ambiguous");
+  return x.item_double() != 0.0;
+}
+py::object tensor_float(const Tensor& x) {
+  if (x.numel() != 1) throw py::type_error("[float] only one element tensors can be converted to Python scalars (got " + std::to_string(x.numel()) + " elements)");
+  return py::float_(x.item_double());
+}
+py::object tensor_int(const Tensor& x) {
+  if (x.numel() != 1) throw py::type_error("[int] only one element tensors can be converted to Python scalars (got " + std::to_string(x.numel()) + " elements)");
+  Tensor c = cpu_of(x);
+  return py::int_(tolist_rec(c.view_of({}, {}, c.offset()), 0, c.data_ptr()));
+}
+py::object tensor_index(const Tensor& x) {
+  if (x.numel() != 1 || is_floating(x.dtype()))
+    throw py::type_error("only integer tensors of a single element can be converted to an index");
+  return py::int_((int64_t)x.item_double());
+}
+
 }  // namespace
 
 Tensor tensor_from_numpy(py::array arr, const char* op) {
@@ -209,7 +271,43 @@ int api_unwrap(PyObject* obj, Tensor* out) {
   return 1;
 }
 TensorApi g_tensor_api{1, &api_wrap, &api_unwrap};
+
+// x.float() and friends, the hot path of data pipelines: `self` when the dtype already matches,
+// else a _to_copy (recorded by autograd like any op). Takes torch's ignored memory_format.
+template <DType D>
+PyObject* dtype_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> py::object {
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    bool ok = nargs + nkw <= 1;
+    for (Py_ssize_t i = 0; i < nkw && ok; ++i)
+      ok = PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "memory_format") == 0;
+    if (!ok) throw py::type_error(std::string("[") + dtype_name(D) + "] takes only memory_format as an argument");
+    Tensor t = unwrap(self);
+    if (t.dtype() == D) return py::reinterpret_borrow<py::object>(self);
+    return wrap(nd::_to_copy(t, D));
+  });
+}
+
+PyMethodDef g_dtype_methods[] = {
+    {"bool", (PyCFunction)(void (*)())dtype_method<DType::Bool>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.bool)"},
+    {"byte", (PyCFunction)(void (*)())dtype_method<DType::UInt8>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.uint8)"},
+    {"char", (PyCFunction)(void (*)())dtype_method<DType::Int8>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.int8)"},
+    {"short", (PyCFunction)(void (*)())dtype_method<DType::Int16>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.int16)"},
+    {"int", (PyCFunction)(void (*)())dtype_method<DType::Int32>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.int32)"},
+    {"long", (PyCFunction)(void (*)())dtype_method<DType::Int64>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.int64)"},
+    {"half", (PyCFunction)(void (*)())dtype_method<DType::Float16>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.float16)"},
+    {"bfloat16", (PyCFunction)(void (*)())dtype_method<DType::BFloat16>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.bfloat16)"},
+    {"float", (PyCFunction)(void (*)())dtype_method<DType::Float32>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.float32)"},
+    {"double", (PyCFunction)(void (*)())dtype_method<DType::Float64>, METH_FASTCALL | METH_KEYWORDS, "self.to(nd.float64)"},
+};
 }  // namespace
+
+void add_fast_method(py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls, PyMethodDef* def) {
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  py::object descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
+  if (!descr) throw py::error_already_set();
+  if (PyObject_SetAttrString(cls.ptr(), def->ml_name, descr.ptr()) != 0) throw py::error_already_set();
+}
 
 void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>>& cls) {
   g_tensor_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
@@ -325,6 +423,14 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
         return t.base ? wrap(Tensor(t.base)) : py::object(py::none());
       })
       .def("_is_view", [](const TensorImpl& t) { return t.base != nullptr; })
+      // True when this wrapper is the only owner of the tensor and of its memory, and the memory is
+      // exactly the tensor's (contiguous, not a view): ndgrad may then keep it as a .grad without a
+      // copy. The holder argument below is a second reference while the call runs.
+      .def("_sole_owner", [](const std::shared_ptr<TensorImpl>& t) {
+        Tensor x(t);
+        return t.use_count() <= 3 && t->base == nullptr && t->storage && t->storage.use_count() == 1 && x.is_contiguous() &&
+               x.offset() == 0 && (size_t)x.numel() * x.itemsize() == t->storage->nbytes;
+      })
       .def("_detach_alias", [](std::shared_ptr<TensorImpl> t) {
         Tensor x(t);
         return wrap(x.view_of(x.sizes(), x.strides(), x.offset()));
@@ -354,28 +460,24 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
         if (t.sizes.empty()) throw py::type_error("len() of a 0-d tensor");
         return t.sizes[0];
       })
-      .def("__bool__", [](std::shared_ptr<TensorImpl> t) {
-        Tensor x(t);
-        if (x.numel() != 1)
-          throw py::value_error("[bool] Boolean value of Tensor with " + std::to_string(x.numel()) + " values is ambiguous");
-        return x.item_double() != 0.0;
-      })
-      .def("__float__", [](std::shared_ptr<TensorImpl> t) {
-        Tensor x(t);
-        if (x.numel() != 1) throw py::type_error("[float] only one element tensors can be converted to Python scalars (got " + std::to_string(x.numel()) + " elements)");
-        return x.item_double();
-      })
-      .def("__int__", [](std::shared_ptr<TensorImpl> t) {
-        Tensor x(t);
-        if (x.numel() != 1) throw py::type_error("[int] only one element tensors can be converted to Python scalars (got " + std::to_string(x.numel()) + " elements)");
-        return py::int_(tolist_rec(cpu_of(x).view_of({}, {}, cpu_of(x).offset()), 0, cpu_of(x).data_ptr()));
-      })
-      .def("__index__", [](std::shared_ptr<TensorImpl> t) {
-        Tensor x(t);
-        if (x.numel() != 1 || is_floating(x.dtype()))
-          throw py::type_error("only integer tensors of a single element can be converted to an index");
-        return (int64_t)x.item_double();
-      });
+      .def("__bool__", [](std::shared_ptr<TensorImpl> t) { return tensor_bool(Tensor(t)); })
+      .def("__float__", [](std::shared_ptr<TensorImpl> t) { return tensor_float(Tensor(t)); })
+      .def("__int__", [](std::shared_ptr<TensorImpl> t) { return tensor_int(Tensor(t)); })
+      .def("__index__", [](std::shared_ptr<TensorImpl> t) { return tensor_index(Tensor(t)); });
+  // int(x) and friends through the number slots directly (See Note [Operator slots] in ops.cpp)
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  type->tp_as_number->nb_bool = [](PyObject* self) -> int {
+    PyObject* r = guarded([&] { return py::bool_(tensor_bool(unwrap(self))); });
+    if (!r) return -1;
+    Py_DECREF(r);
+    return r == Py_True;
+  };
+  type->tp_as_number->nb_float = [](PyObject* self) { return guarded([&] { return tensor_float(unwrap(self)); }); };
+  type->tp_as_number->nb_int = [](PyObject* self) { return guarded([&] { return tensor_int(unwrap(self)); }); };
+  type->tp_as_number->nb_index = [](PyObject* self) { return guarded([&] { return tensor_index(unwrap(self)); }); };
+  PyType_Modified(type);
+
+  for (auto& def : g_dtype_methods) add_fast_method(cls, &def);
 
   cls.def_buffer([](TensorImpl& t) -> py::buffer_info {
     Tensor x(std::shared_ptr<TensorImpl>(&t, [](TensorImpl*) {}));

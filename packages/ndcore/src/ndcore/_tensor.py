@@ -12,10 +12,6 @@ from ._tensor_str import format_tensor
 
 Tensor = _C.Tensor
 
-_DTYPE_METHODS = {
-    "bool": _C.bool, "byte": _C.uint8, "char": _C.int8, "short": _C.int16, "int": _C.int32, "long": _C.int64,
-    "half": _C.float16, "bfloat16": _C.bfloat16, "float": _C.float32, "double": _C.float64,
-}
 _LEGACY_TYPE_NAMES = {
     _C.float32: "FloatTensor", _C.float64: "DoubleTensor", _C.float16: "HalfTensor", _C.bfloat16: "BFloat16Tensor",
     _C.int64: "LongTensor", _C.int32: "IntTensor", _C.int16: "ShortTensor", _C.int8: "CharTensor",
@@ -262,18 +258,6 @@ def from_dlpack(ext_tensor):
     return _C.from_numpy(np.from_dlpack(ext_tensor))
 
 
-
-
-def _dtype_method(dtype):
-    """``x.float()`` and friends: the hot path of data pipelines, so no generic ``to`` parsing."""
-    to_copy = _C._to_copy
-
-    def convert(self, memory_format=None):
-        return self if self.dtype == dtype else to_copy(self, dtype=dtype)
-
-    return convert
-
-
 def _deepcopy(self, memo):
     """copy.deepcopy of a tensor: a detached copy that keeps requires_grad and grad, as torch's;
     the memo keeps a tensor referenced twice (tied weights) a single copy."""
@@ -296,9 +280,6 @@ def _deepcopy(self, memo):
 def install(creation) -> None:
     """Attach the Python-level methods to the C++ Tensor class."""
     T = Tensor
-    T.__neg__ = lambda self: _C.neg(self)
-    T.__pos__ = lambda self: self
-    T.__abs__ = lambda self: _C.abs(self)
     T.__invert__ = lambda self: _C.bitwise_not(self) if self.dtype != _C.bool else _C.logical_not(self)
     T.__hash__ = object.__hash__
     T.__repr__ = _repr
@@ -319,8 +300,6 @@ def install(creation) -> None:
         "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
     T.to_device = lambda self, device, stream=None: self.to(device)
     T.astype = lambda self, dtype, copy=True: self.to(dtype, copy=copy)
-    for name, dt in _DTYPE_METHODS.items():
-        setattr(T, name, _dtype_method(dt))
     T.T = property(lambda self: self.permute(list(range(self.dim() - 1, -1, -1))))
     T.mT = property(lambda self: self.transpose(-2, -1))
     T.H = property(lambda self: self.T)
