@@ -322,3 +322,43 @@ def test_like_constructors_keep_shape_including_0d(shape):
         y = like(x)
         assert tuple(y.shape) == shape and y.dtype == nd.float64
     assert nd.zeros_like(x).sum().item() == 0 and nd.full_like(x, 3).sum().item() == 3 * x.numel()
+
+
+@pytest.mark.parametrize("name,args,expect", [
+    ("zeros", ((3,),), [0.0, 0.0, 0.0]),
+    ("ones", ((3,),), [1.0, 1.0, 1.0]),
+    ("full", ((3,), 2.0), [2.0, 2.0, 2.0]),
+    ("arange", (3,), [0.0, 1.0, 2.0]),
+    ("linspace", (0, 1, 3), [0.0, 0.5, 1.0]),
+])
+def test_creation_out_is_written(name, args, expect):
+    # out= must receive the result (kernels that build a fresh tensor used to leave it untouched)
+    out = nd.full((3,), 7.0)
+    assert getattr(nd, name)(*args, out=out) is out
+    assert out.tolist() == expect
+
+
+def test_random_and_eye_out_is_written():
+    out = nd.full((3, 3), 7.0)
+    assert nd.eye(3, out=out) is out and out.tolist() == np.eye(3).tolist()
+    nd.manual_seed(0)
+    expect = nd.rand(4).tolist()
+    out = nd.full((4,), 7.0)
+    nd.manual_seed(0)
+    assert nd.rand(4, out=out) is out and out.tolist() == expect
+    out = nd.full((5,), 7.0)
+    assert sorted(nd.randperm(5, out=out).tolist()) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    out = nd.full((6,), -1, dtype=nd.int64)
+    nd.randint(0, 3, (6,), out=out)
+    assert all(0 <= v < 3 for v in out.tolist())
+    out = nd.full((2,), 7.0)
+    nd.randn(2, out=out)
+    assert out.tolist() != [7.0, 7.0]
+
+
+def test_creation_out_resizes_empty_and_rejects_wrong_shape():
+    out = nd.empty(0)
+    nd.arange(4, out=out)
+    assert out.tolist() == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match=r"\[arange\] out= has shape \(2,\)"):
+        nd.arange(4, out=nd.zeros(2))

@@ -106,7 +106,16 @@ def as_tensor(data, dtype=None, device=None):
 asarray = as_tensor
 
 
+def _into_out(op, out, t):
+    # out= takes the result (cast to out's dtype; an empty out is resized), as torch's out= does
+    return _C._write_out(op, out, t)
+
+
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, pin_memory=False, memory_format=None):
+    if out is not None:
+        if tuple(out.shape) != tuple(_sizes(size)):
+            _into_out("empty", out, _C.empty(_sizes(size), dtype=out.dtype))
+        return out
     return _C.empty(_sizes(size), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -117,8 +126,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     if device is not None:
         t = t.to(device)
     if out is not None:
-        out.copy_(t)
-        return out
+        return _into_out("full", out, t)
     return _finish(t, requires_grad)
 
 
@@ -144,10 +152,12 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
                 requires_grad=requires_grad)
 
 
-def _random_tensor(size, dtype, device, requires_grad, fill):
-    dtype = dtype or _C.get_default_dtype()
+def _random_tensor(size, dtype, device, requires_grad, fill, out=None):
+    dtype = dtype or (out.dtype if out is not None else _C.get_default_dtype())
     t = _C.empty(_sizes(size), dtype=dtype)
     fill(t)
+    if out is not None:
+        return _into_out("empty", out, t)
     if device is not None:
         t = t.to(device)
     return _finish(t, requires_grad)
@@ -155,15 +165,15 @@ def _random_tensor(size, dtype, device, requires_grad, fill):
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Uniform samples on [0, 1)."""
-    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.uniform_(0.0, 1.0, generator=generator))
+    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.uniform_(0.0, 1.0, generator=generator), out)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Standard normal samples."""
-    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.normal_(0.0, 1.0, generator=generator))
+    return _random_tensor(size, dtype, device, requires_grad, lambda t: t.normal_(0.0, 1.0, generator=generator), out)
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+def randint(low, high=None, size=None, *, generator=None, out=None, dtype=None, device=None, requires_grad=False):
     """Integers uniform on [low, high)."""
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):
@@ -173,8 +183,10 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         low, high = 0, low
     if isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, high
-    t = _C.empty(tuple(size), dtype=dtype or _C.int64)
+    t = _C.empty(tuple(size), dtype=dtype or (out.dtype if out is not None else _C.int64))
     t.random_(int(low), int(high), generator=generator)
+    if out is not None:
+        return _into_out("random_", out, t)
     if device is not None:
         t = t.to(device)
     return _finish(t, requires_grad)
@@ -195,7 +207,9 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     return _finish(t if device is None else t.to(device), requires_grad)
 
 
-def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+def randperm(n, *, generator=None, out=None, dtype=None, device=None, requires_grad=False):
+    if out is not None:
+        return _into_out("randperm", out, _C.randperm(n, generator=generator, dtype=dtype or out.dtype))
     return _C.randperm(n, generator=generator, dtype=dtype or _C.int64, device=device)
 
 
