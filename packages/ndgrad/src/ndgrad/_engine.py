@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 import traceback
 import weakref
 
@@ -82,14 +83,15 @@ class Node:
     stack = None
     released = False
 
-    _single = False  # True when the node has one output: its tensors' out_nr is then 0
-
     def __init__(self, name, next_edges):
         self._name = name
         self.next_edges = next_edges  # per tensor input: (node, out_nr) or None
         self.seq = next(_seq)
         if _anomaly["on"]:
             self.stack = traceback.format_stack()[:-3]
+
+    def release(self):
+        """Frees what backward needed (saved tensors) once it has run without retain_graph."""
 
     def _own_pre_hooks(self) -> dict:
         if "pre_hooks" not in self.__dict__:
@@ -121,19 +123,12 @@ class Node:
 
 
 class OpNode(Node):
-    """A recorded table op. Built on every differentiable op, so its constructor is inlined
-    (no super().__init__) and the saved inputs and results are two plain lists."""
+    """A recorded table op. Built on every differentiable op, so `record` fills it in place (no
+    constructor frame), its fields are slots (an instance dict is only made when a hook or
+    anomaly mode adds to it) and the saved inputs and results are two plain lists."""
 
-    def __init__(self, op, formula, input_names, needs, next_edges, attrs, saved_inputs, saved_results, out_meta):
-        self._name = _NODE_NAMES.get(op) or _node_name(op)
-        self.next_edges = next_edges
-        self.seq = next(_seq)
-        if _anomaly["on"]:
-            self.stack = traceback.format_stack()[:-2]  # drop this frame and record's
-        self.op, self.formula, self.input_names = op, formula, input_names
-        self.needs, self.attrs, self.out_meta = needs, attrs, out_meta
-        self.saved_inputs, self.saved_results = saved_inputs, saved_results
-        self._single = len(out_meta) == 1
+    __slots__ = ("_name", "next_edges", "seq", "op", "formula", "input_names", "needs", "attrs", "out_meta",
+                 "saved_inputs", "saved_results")
 
     @property
     def saved(self):
@@ -230,6 +225,7 @@ def edge_of(t):
 
 # ---- recording (called from ndcore's dispatcher) ---------------------------------------------
 _pending_inplace: list = []
+_new_node = object.__new__
 _OP_INFO: dict = {}  # op -> _op_info(FORMULAS[op])
 _NO_RESULTS = (None,)  # the results of an op whose formula reads none (formulas only read them)
 
@@ -288,7 +284,9 @@ def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
     if op == "_copy_from" and outputs and outputs[0].requires_grad and outputs[0].grad_fn is None:
         raise RuntimeError("[copy_] a leaf Variable that requires grad is being used in an in-place operation.")
     saved_inputs = [None] * len(inputs)
-    if plan is not None:
+    if plan == ():  # the formula reads no input (add, sub, ...)
+        pass
+    elif plan is not None:
         for k, name, metadata_only in plan:
             t = inputs[k]
             if t is None:
@@ -314,12 +312,25 @@ def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
                    for i, t in enumerate(outputs)]
     else:
         results = _NO_RESULTS if len(outputs) <= 1 else (None,) * len(outputs)
-    node = OpNode(op, formula, names, needs, edges, attrs, saved_inputs, results, meta)
-    target_index = 1 if op == "_copy_from" else (0 if inplace else None)
-    if target_index is not None and outputs:
+    # OpNode.__init__ inlined: one Python frame less on every recorded op
+    node = _new_node(OpNode)
+    node._name = _NODE_NAMES.get(op) or _node_name(op)
+    node.next_edges = edges
+    node.seq = next(_seq)
+    if _anomaly["on"]:
+        node.stack = traceback.format_stack()[:-1]  # drop this frame
+    node.op = op
+    node.formula = formula
+    node.input_names = names
+    node.needs = needs
+    node.attrs = attrs
+    node.out_meta = meta
+    node.saved_inputs = saved_inputs
+    node.saved_results = results
+    if (inplace or op == "_copy_from") and outputs:
         base = outputs[0]._base
         if base is not None:
-            _rebase(node, outputs[0], base, target_index)
+            _rebase(node, outputs[0], base, 0 if inplace else 1)
             return None
     return node
 
@@ -432,7 +443,7 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
             is_table_node = kind is OpNode or kind is CopySlices or isinstance(node, (OpNode, CopySlices))
             if n_none and is_table_node:
                 # integer outputs (indices, masks) carry no gradient: formulas never read theirs
-                grads = [g if g is not None or not m[1].is_floating_point else _zeros_for(m)
+                grads = [g if g is not None or m is None or not m[1].is_floating_point else _zeros_for(m)
                          for g, m in zip(grads, node.out_meta)]
             input_grads = node.apply(grads)
             if node.post_hooks:
@@ -443,7 +454,7 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
                         input_grads = list(r)
             if anomaly:
                 _check_anomaly(node, input_grads)
-            if not retain_graph and is_table_node:
+            if not retain_graph:
                 node.release()
             for e, g in zip(node.next_edges, input_grads):
                 if e is None:
@@ -461,6 +472,8 @@ def run_backward(roots, retain_graph, create_graph, capture=None):
                 deps[nxt] = left
                 if left == 0:
                     heapq.heappush(ready, (-nxt.seq, nxt))
+            # no stale references to this node's gradients: _stealable counts references
+            grads = input_grads = g = None
     finally:
         _C._set_grad_enabled(prev_mode)
 
@@ -542,6 +555,20 @@ def _check_hook_result(new, old):
         raise RuntimeError(f"hook returned a gradient of dtype {new.dtype} but the gradient has dtype {old.dtype}")
 
 
+# Python references to a gradient the engine itself holds when it reaches _run_accumulate: the
+# grads dict entry and _run_accumulate's argument. Anything beyond (user code, a hook that kept
+# it, a second leaf, a capture) means the gradient is shared.
+_ENGINE_REFS = 2
+
+
+def _stealable(g) -> bool:
+    """Whether a fresh leaf gradient can become ``.grad`` without a copy, as torch's
+    AccumulateGrad steals an unshared gradient: nothing else (user code, another leaf that got
+    the same tensor from a pass-through formula, a view) may see later in-place updates of it."""
+    # + 2: _stealable's own argument and getrefcount's
+    return not g.requires_grad and sys.getrefcount(g) <= _ENGINE_REFS + 2 and g._sole_owner()
+
+
 def _run_accumulate(node, g, create_graph, capture):
     t = node._variable()
     if g is None or t is None:  # nothing to add, or the leaf no longer exists
@@ -561,7 +588,12 @@ def _run_accumulate(node, g, create_graph, capture):
         return
     old = t.grad
     if old is None:
-        t.grad = g if create_graph else g.detach().clone()
+        if create_graph:
+            t.grad = g
+        elif _stealable(g):
+            t.grad = g.detach()
+        else:
+            t.grad = g.detach().clone()
     elif create_graph:
         t.grad = old + g
     else:

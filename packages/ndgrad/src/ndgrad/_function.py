@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
 import ndcore as nd
 from ndcore import _C
@@ -36,7 +37,8 @@ class FunctionCtx:
         if self._saved is None:
             raise RuntimeError("Trying to backward through the graph a second time: saved tensors of this Function "
                                "were freed; specify retain_graph=True on the first backward")
-        node = getattr(self, "_node", None)
+        ref = getattr(self, "_node_ref", None)
+        node = ref() if ref is not None else None
         return tuple(s.unpack(node) if isinstance(s, _Saved) else s for s in self._saved)
 
     saved_variables = saved_tensors  # the seed's (old torch) spelling
@@ -90,6 +92,7 @@ class Function:
         record = prev and any(ctx.needs_input_grad)
         outs = out if isinstance(out, tuple) else (out,)
         to_save = getattr(ctx, "_to_save", ())
+        ctx._to_save = ()  # ctx._saved takes them over; a second reference would outlive the graph
         if not record:
             ctx._saved = tuple(to_save)
             return out
@@ -100,7 +103,9 @@ class Function:
         edges = [edge_of(args[p]) for p in positions]
         meta = [(tuple(o.shape), o.dtype, o.device) if isinstance(o, nd.Tensor) else ((), nd.float32, None) for o in outs]
         node = FunctionNode(cls, ctx, edges, meta, positions)
-        ctx._node = node  # a cycle ctx <-> node of pure-Python objects; the GC collects it
+        # weak: the node owns ctx, and a strong back-reference would make a cycle that keeps every
+        # saved tensor alive until the cyclic GC runs (fresh memory and page faults each step)
+        ctx._node_ref = weakref.ref(node)
         outs = list(outs)
         for i, o in enumerate(outs):
             if not isinstance(o, nd.Tensor) or id(o) in ctx._non_diff or not o.dtype.is_floating_point:
