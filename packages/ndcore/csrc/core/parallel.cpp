@@ -4,7 +4,9 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -21,6 +23,28 @@ int default_threads() {
 
 thread_local bool t_in_parallel = false;
 
+// Note [Pool workers spin before sleeping]
+// Eager code issues parallel regions back to back with a few microseconds of Python between
+// them. A worker asleep on a condition variable needs a futex wake-up and a reschedule (tens of
+// microseconds, more on a busy machine) before it helps, which on sub-millisecond kernels means
+// the caller does all the work alone. So an idle worker first polls for the next region for a
+// short while (ND_POOL_SPIN_US, default 100 us; 0 disables), then sleeps. OpenMP runtimes do the
+// same (GOMP spins far longer by default).
+int64_t spin_ns() {
+  static const int64_t ns = [] {
+    const char* v = std::getenv("ND_POOL_SPIN_US");
+    long us = v && *v ? std::strtol(v, nullptr, 10) : 100;
+    return (int64_t)std::max<long>(0, us) * 1000;
+  }();
+  return ns;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // Note [Thread pool and fork]
 // DataLoader workers fork the process. Threads do not survive fork, so the child marks the pool
 // as gone and builds a new one on first use instead of waiting on threads that do not exist.
@@ -32,7 +56,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& w : workers_) w.join();
@@ -47,7 +71,7 @@ class Pool {
       n_ = n;
       pending_.store(size_ - 1);
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);  // publishes fn_/n_ to spinning workers
     }
     cv_.notify_all();
     run_chunk(0);
@@ -76,15 +100,28 @@ class Pool {
     }
     t_in_parallel = false;
   }
+  bool next_region_within_spin(uint64_t seen) const {  // Note [Pool workers spin before sleeping]
+    int64_t limit = spin_ns();
+    if (limit <= 0) return false;
+    auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed)) return true;
+        cpu_relax();
+      }
+      if (std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count() > limit)
+        return false;
+    }
+  }
   void loop(int idx) {
     uint64_t seen = 0;
     for (;;) {
-      {
+      if (!next_region_within_spin(seen)) {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
       }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       run_chunk(idx);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> g(mu_);
@@ -99,10 +136,10 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::exception_ptr error_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
 };
 
 std::mutex g_pool_mu;
