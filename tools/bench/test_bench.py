@@ -116,6 +116,14 @@ def test_fmt_time(ns, text):
     assert report.fmt_time(ns) == text
 
 
+@pytest.mark.parametrize(
+    "value, unit, text",
+    [(None, "B", "n/a"), (512, "B", "512 B"), (2.0e6, "B", "2 MB"), (203.4e6, "B", "203 MB"), (1234, "ns", "1.23 µs")],
+)
+def test_fmt_value_by_unit(value, unit, text):
+    assert report.fmt_value(value, unit) == text
+
+
 def test_plan_reps_targets_sample_length():
     plan = timing.TimingPlan(target_s=0.1, samples=5, max_s=2.0)
     assert timing.plan_reps(1e6, plan) == (100, 5)  # 1 ms calls: 100 per 0.1 s sample

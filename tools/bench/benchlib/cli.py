@@ -88,7 +88,7 @@ def _document(args, registry, workloads, summary, runner, plan, rounds) -> dict:
     for wl in workloads:
         row = summary.get(wl.name, {})
         doc["workloads"][wl.name] = {
-            "hidden": wl.hidden, "bytes_per_call": wl.bytes_per_call,
+            "hidden": wl.hidden, "unit": wl.unit, "bytes_per_call": wl.bytes_per_call,
             "flops_per_call": wl.flops_per_call, "systems": row,
             **report.compare(row, args.baseline, others),
         }
@@ -121,9 +121,10 @@ def render(doc, args) -> tuple[str, str]:
     registry = load_all()
     shown = [n for n, w in doc["workloads"].items() if not w["hidden"]]
     summary = {n: w["systems"] for n, w in doc["workloads"].items()}
-    rows = report.table_rows(summary, shown, args.systems, args.baseline)
+    units = {n: w.get("unit", "ns") for n, w in doc["workloads"].items()}
+    rows = report.table_rows(summary, shown, args.systems, args.baseline, units)
     pre, foot = _preamble(doc, args.systems), _footer(doc, registry, args.systems)
-    legend = report.legend(rows, args.baseline)
+    legend = report.legend(rows, args.baseline, any(units[n] == "B" for n in shown))
     text = "\n".join([*pre, "", report.render_text(rows), "", legend, *foot])
     md_pre = ["### nd benchmarks", ""] + [f"- {line}" for line in pre]
     md_post = ["", f"{legend}.", ""] + [f"- {line}" for line in foot]

@@ -24,7 +24,10 @@ class Workload:
     Args:
         bytes_per_call: memory traffic of one call, used to print achieved bandwidth.
         flops_per_call: floating-point operations of one call, used to print GFLOP/s.
-        custom: the setup function measures by itself and returns sample times in ns.
+        custom: the setup function measures by itself and returns its samples (in `unit`).
+        unit: what the samples count: "ns" (time) or "B" (bytes, from a custom workload that
+            measures memory). Either way lower is better, so medians and ratios are computed
+            alike; the JSON keeps the key names (`samples_ns`, `median_ns`) and adds "unit".
         hidden: measured, but reported apart from the main table (e.g. copy bandwidth).
     """
 
@@ -33,6 +36,7 @@ class Workload:
     bytes_per_call: float | None = None
     flops_per_call: float | None = None
     custom: bool = False
+    unit: str = "ns"
     hidden: bool = False
 
 

@@ -50,6 +50,20 @@ def fmt_time(ns) -> str:
     return f"{ns:.3g} ns"
 
 
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "n/a"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
+def fmt_value(value, unit: str = "ns") -> str:
+    """A cell's median in its workload's unit: "ns" (time) or "B" (bytes)."""
+    return fmt_bytes(value) if unit == "B" else fmt_time(value)
+
+
 def fmt_ratio(r) -> str:
     return "n/a" if r is None else f"{r:.3g}x"
 
@@ -58,15 +72,20 @@ def fmt_rate(value, unit: str) -> str:
     return "n/a" if value is None else f"{value / 1e9:.3g} {unit}"
 
 
-def _cell_text(stats: dict | None) -> str:
+def _cell_text(stats: dict | None, unit: str = "ns") -> str:
     stats = stats or {}
-    text = fmt_time(stats.get("median_ns"))
+    text = fmt_value(stats.get("median_ns"), unit)
     noisy = (stats.get("iqr_rel") or 0) > NOISY
     return text + ("*" if noisy else "")
 
 
-def table_rows(summary: dict, names, systems, baseline: str) -> list[list[str]]:
-    """Header plus one row per workload; ratio columns only when the baseline was measured."""
+def table_rows(summary: dict, names, systems, baseline: str, units=None) -> list[list[str]]:
+    """Header plus one row per workload; ratio columns only when the baseline was measured.
+
+    Args:
+        units: {workload: unit} for workloads whose samples are not times (e.g. "B").
+    """
+    units = units or {}
     others = [s for s in systems if s != baseline]
     with_ratios = baseline in systems and others
     header = ["workload", *systems]
@@ -75,7 +94,7 @@ def table_rows(summary: dict, names, systems, baseline: str) -> list[list[str]]:
     rows = [header]
     for name in names:
         row = summary.get(name, {})
-        line = [name] + [_cell_text(row.get(s)) for s in systems]
+        line = [name] + [_cell_text(row.get(s), units.get(name, "ns")) for s in systems]
         if with_ratios:
             cmp = compare(row, baseline, others)
             line += [fmt_ratio(cmp["ratios"][o]) for o in others] + [fmt_ratio(cmp["vs_best"])]
@@ -101,12 +120,13 @@ def render_markdown(rows, preamble) -> str:
     return "\n".join([*preamble, "", head, align, *body, ""])
 
 
-def legend(rows, baseline: str) -> str:
+def legend(rows, baseline: str, has_bytes: bool = False) -> str:
     noisy = f"* = noisy (IQR > {NOISY:.0%} of median)"
     if "vs best" not in rows[0]:
         return noisy
+    memory = f"; for memory rows (B) >1: {baseline} uses less" if has_bytes else ""
     return (
-        f"vs X = X's median / {baseline}'s median (>1: {baseline} faster); "
+        f"vs X = X's median / {baseline}'s median (>1: {baseline} faster{memory}); "
         f"vs best = fastest other / {baseline}; {noisy}"
     )
 
