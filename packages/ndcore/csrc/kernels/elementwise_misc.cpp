@@ -2,7 +2,6 @@
 #include <limits>
 
 #include "loops.h"
-#include "simd.h"
 #include "simd_dispatch.h"
 #include "unary_ops.h"
 #include "vecmath.h"
@@ -15,9 +14,11 @@ namespace {
 template <typename C> inline C lo_sel(C v, C l) { return v < l ? l : v; }
 template <typename C> inline C hi_sel(C v, C h) { return v > h ? h : v; }
 
+// Dense clamp rows in ISA variants (See Note [ISA variants]): a compare and a select per
+// element, so they run at the CPU's full vector width.
 template <typename T, bool Lo, bool Hi>
-ND_ALWAYS_INLINE void clamp_dense(T* o, const T* a, int64_t n, typename compute_type<T>::type l,
-                                  typename compute_type<T>::type h) {
+ND_SIMD_KERNEL(ClampDense, (T* __restrict o, const T* __restrict a, int64_t n, typename compute_type<T>::type l,
+                            typename compute_type<T>::type h), {
   using C = typename compute_type<T>::type;
   for (int64_t i = 0; i < n; ++i) {
     C v = C(a[i]);
@@ -25,23 +26,13 @@ ND_ALWAYS_INLINE void clamp_dense(T* o, const T* a, int64_t n, typename compute_
     if constexpr (Hi) v = hi_sel(v, h);
     o[i] = T(v);
   }
-}
-template <typename T, bool Lo, bool Hi>
-ND_TARGET_AVX2 void clamp_dense_avx2(T* o, const T* a, int64_t n, typename compute_type<T>::type l,
-                                     typename compute_type<T>::type h) {
-  clamp_dense<T, Lo, Hi>(o, a, n, l, h);  // See Note [Wide loops]
-}
+})
 
 template <typename T, bool Lo, bool Hi>
 void clamp_loop(char** p, const int64_t* s, int64_t n, typename compute_type<T>::type l, typename compute_type<T>::type h) {
   using C = typename compute_type<T>::type;
-  if (s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {
-    T* o = reinterpret_cast<T*>(p[0]);
-    const T* a = reinterpret_cast<const T*>(p[1]);
-    if (cpu_has_avx2()) clamp_dense_avx2<T, Lo, Hi>(o, a, n, l, h);
-    else clamp_dense<T, Lo, Hi>(o, a, n, l, h);
-    return;
-  }
+  if (s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T))
+    return simd_run<ClampDense<T, Lo, Hi>>(reinterpret_cast<T*>(p[0]), reinterpret_cast<const T*>(p[1]), n, l, h);
   for (int64_t i = 0; i < n; ++i) {
     C v = load<T>(p[1] + i * s[1]);
     if constexpr (Lo) v = lo_sel(v, l);
@@ -66,9 +57,10 @@ T int_bound(const Value& v) {
 }
 
 // Contiguous float32 gelu/softplus in ISA variants over vecmath.h (libm's erf/tanh/exp/log1p do
-// not vectorise and dominated these ops). Same formulas as the strided loops below.
+// not vectorise and dominated these ops). Same formulas as the strided loops below, except the
+// erf form of gelu: vm::gelu_erf_f32 is accurate to gelu's tolerance, not erf's 2 ulp.
 ND_SIMD_KERNEL(GeluErfF32, (const float* __restrict a, float* __restrict o, int64_t n), {
-  for (int64_t i = 0; i < n; ++i) o[i] = 0.5f * a[i] * (1.0f + vm::erf_f32(a[i] * 0.70710678118654752f));
+  for (int64_t i = 0; i < n; ++i) o[i] = vm::gelu_erf_f32(a[i]);
 })
 ND_SIMD_KERNEL(GeluTanhF32, (const float* __restrict a, float* __restrict o, int64_t n), {
   for (int64_t i = 0; i < n; ++i) {
@@ -86,10 +78,22 @@ ND_SIMD_KERNEL(SoftplusF32, (const float* __restrict a, float* __restrict o, int
   }
 })
 // torch's rule: grad is dropped where self <= threshold, so a NaN self passes the gradient.
-template <typename T>
-ND_SIMD_KERNEL(ThresholdBackwardContig,
-               (const T* __restrict g, const T* __restrict x, T* __restrict o, int64_t n, T thr), {
-  for (int64_t i = 0; i < n; ++i) o[i] = x[i] <= thr ? T(0) : g[i];
+// Rows with dense x and out; grad dense (GradConst false) or one value per row (true: the
+// expanded grad of `relu(x).sum().backward()`, or a (N,C,1,1) grad).
+template <typename T, bool GradConst>
+ND_SIMD_KERNEL(ThresholdBackwardRows,
+               (char* po, const char* pg, const char* px, int64_t n, int64_t rows, const int64_t* so, T thr), {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* __restrict o = reinterpret_cast<T*>(po + r * so[0]);
+    const T* __restrict g = reinterpret_cast<const T*>(pg + r * so[1]);
+    const T* __restrict x = reinterpret_cast<const T*>(px + r * so[2]);
+    if constexpr (GradConst) {
+      const T gv = g[0];
+      for (int64_t i = 0; i < n; ++i) o[i] = x[i] <= thr ? T(0) : gv;
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = x[i] <= thr ? T(0) : g[i];
+    }
+  }
 })
 
 template <typename T>
@@ -100,15 +104,26 @@ inline bool contig(const int64_t* s, int k) {
 }
 
 template <typename T>
-void threshold_backward_loop(char** p, const int64_t* s, int64_t n, typename compute_type<T>::type t) {
+void threshold_backward_loop(char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows,
+                             typename compute_type<T>::type t) {
+  constexpr int64_t z = sizeof(T);
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-    if (contig<T>(s, 3))
-      return simd_run<ThresholdBackwardContig<T>>(reinterpret_cast<const T*>(p[1]), reinterpret_cast<const T*>(p[2]),
-                                                  reinterpret_cast<T*>(p[0]), n, T(t));
+    if (s[0] == z && s[2] == z && (s[1] == z || s[1] == 0)) {
+      if (s[1] == 0) return simd_run<ThresholdBackwardRows<T, true>>(p[0], p[1], p[2], n, rows, so, T(t));
+      return simd_run<ThresholdBackwardRows<T, false>>(p[0], p[1], p[2], n, rows, so, T(t));
+    }
   }
   using C = typename compute_type<T>::type;
-  for (int64_t i = 0; i < n; ++i)
-    store<T>(p[0] + i * s[0], load<T>(p[2] + i * s[2]) <= t ? C(0) : load<T>(p[1] + i * s[1]));
+  for (int64_t r = 0; r < rows; ++r) {
+    char* o = p[0] + r * so[0];
+    const char* g = p[1] + r * so[1];
+    const char* x = p[2] + r * so[2];
+    for (int64_t i = 0; i < n; ++i) {
+      // both loads unconditional so the select compiles to a blend, not a mispredicted branch
+      const C gv = load<T>(g + i * s[1]), xv = load<T>(x + i * s[2]);
+      store<T>(o + i * s[0], xv <= t ? C(0) : gv);
+    }
+  }
 }
 
 }  // namespace
@@ -284,8 +299,9 @@ void k_threshold_backward(Call& c) {
   ND_DISPATCH_FLOAT(dt, "threshold_backward", [&] {
     using C = typename compute_type<scalar_t>::type;
     const C t = C(thr);
-    loop.run([&](char** p, const int64_t* s, int64_t n) { threshold_backward_loop<scalar_t>(p, s, n, t); },
-             kGrainCheap);
+    loop.run2d([&](char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+      threshold_backward_loop<scalar_t>(p, s, so, n, rows, t);
+    }, kGrainCheap);
   });
   finish_output(c, out);
 }

@@ -14,6 +14,53 @@ ND_SIMD_KERNEL(UnaryContig, (const T* __restrict a, T* __restrict o, int64_t n),
   for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
 })
 
+// Strided float rows (sliced with a step, broadcast, 0-d) are gathered into a stack buffer so
+// they run through the same vectorised kernel as dense ones: vecmath's functions cost more per
+// element than the gather and scatter, and every layout gives bit-identical results.
+constexpr int64_t kGatherBlock = 256;
+
+template <typename F, typename T>
+void unary_gather_row(char* po, const char* pa, int64_t so, int64_t sa, int64_t n) {
+  alignas(64) T buf[kGatherBlock], res[kGatherBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kGatherBlock) {
+    const int64_t m = std::min(kGatherBlock, n - i0);
+    const char* a = pa + i0 * sa;
+    char* o = po + i0 * so;
+    for (int64_t i = 0; i < m; ++i) buf[i] = *reinterpret_cast<const T*>(a + i * sa);
+    simd_run<UnaryContig<F, T>>(buf, res, m);
+    for (int64_t i = 0; i < m; ++i) *reinterpret_cast<T*>(o + i * so) = res[i];
+  }
+}
+
+// A block of rows whose input is dense down the rows rather than along them (a transposed
+// input, dense output). Tiles of kTileRows x kTileCols are computed down the input's dense
+// columns straight from memory, then stored transposed: every cache line read or written is
+// used whole while it is in L1.
+constexpr int64_t kTileRows = 64, kTileCols = 16;
+
+template <typename F, typename T>
+ND_SIMD_KERNEL(UnaryCols, (const char* a, int64_t sa, T* __restrict o, int64_t m, int64_t cols), {
+  F f;
+  for (int64_t c = 0; c < cols; ++c) {
+    const T* __restrict x = reinterpret_cast<const T*>(a + c * sa);
+    T* __restrict oc = o + c * m;
+    for (int64_t i = 0; i < m; ++i) oc[i] = f(x[i]);
+  }
+})
+
+template <typename F, typename T>
+void unary_tile_rows(char* po, const char* pa, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  alignas(64) T res[kTileRows * kTileCols];
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+    const int64_t rr = std::min(kTileRows, rows - r0);
+    for (int64_t i0 = 0; i0 < n; i0 += kTileCols) {
+      const int64_t cc = std::min(kTileCols, n - i0);
+      simd_run<UnaryCols<F, T>>(pa + r0 * so[1] + i0 * s[1], s[1], res, rr, cc);
+      store_transposed<T>(reinterpret_cast<T*>(po + r0 * so[0] + i0 * s[0]), so[0] / (int64_t)sizeof(T), res, rr, cc);
+    }
+  }
+}
+
 template <typename F, typename In, typename Out>
 void unary_loop(char** p, const int64_t* s, int64_t n) {
   using C = typename compute_type<In>::type;
@@ -28,7 +75,21 @@ void unary_loop(char** p, const int64_t* s, int64_t n) {
     }
     return;
   }
+  if constexpr (std::is_same_v<In, Out> && (std::is_same_v<In, float> || std::is_same_v<In, double>)) {
+    return unary_gather_row<F, In>(p[0], p[1], s[0], s[1], n);
+  }
   for (int64_t i = 0; i < n; ++i) store<Out>(p[0] + i * s[0], f(load<In>(p[1] + i * s[1])));
+}
+
+template <typename F, typename In, typename Out>
+void unary_loop2d(char** p, const int64_t* s, const int64_t* so, int64_t n, int64_t rows) {
+  if constexpr (std::is_same_v<In, Out> && (std::is_same_v<In, float> || std::is_same_v<In, double>)) {
+    constexpr int64_t z = sizeof(In);
+    if (rows >= 16 && n >= 4 && s[0] == z && so[1] == z && s[1] != z)
+      return unary_tile_rows<F, In>(p[0], p[1], s, so, n, rows);
+  }
+  char* q[2] = {p[0], p[1]};
+  for (int64_t r = 0; r < rows; ++r, q[0] += so[0], q[1] += so[1]) unary_loop<F, In, Out>(q, s, n);
 }
 
 // Integer and bool inputs of floating ops compute in the default float dtype (torch's rule).
@@ -39,7 +100,7 @@ void unary_float(Call& c) {
   x = cast_to(x, dt);
   Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
-  ND_DISPATCH_FLOAT(dt, c.name(), [&] { loop.run(unary_loop<F, scalar_t, scalar_t>, kGrainExpensive); });
+  ND_DISPATCH_FLOAT(dt, c.name(), [&] { loop.run2d(unary_loop2d<F, scalar_t, scalar_t>, kGrainExpensive); });
   finish_output(c, out);
 }
 
@@ -52,7 +113,7 @@ void unary_same(Call& c) {
   Tensor out = prepare_output(c, x.sizes(), x.dtype(), x.dtype(), x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
   ND_DISPATCH_ALL(x.dtype(), c.name(), [&] {
-    if constexpr (!std::is_same_v<scalar_t, bool>) loop.run(unary_loop<F, scalar_t, scalar_t>, kGrainCheap);
+    if constexpr (!std::is_same_v<scalar_t, bool>) loop.run2d(unary_loop2d<F, scalar_t, scalar_t>, kGrainCheap);
   });
   finish_output(c, out);
 }

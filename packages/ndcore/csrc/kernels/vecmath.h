@@ -44,6 +44,11 @@ ND_VM_INLINE float scale2(float y, float k) {
   return y * pow2i(k1) * pow2i(k - k1);
 }
 
+// |x| and y with x's sign flipped in, as bit operations: one and/xor instead of the compare,
+// negation and blend the equivalent selects vectorise to.
+ND_VM_INLINE float abs_bits(float x) { return from_bits(bits(x) & 0x7fffffffu); }
+ND_VM_INLINE float xor_sign(float y, float x) { return from_bits(bits(y) ^ (bits(x) & 0x80000000u)); }
+
 // e^r - 1 - r for |r| <= ln2/2 (Cephes expf minimax, relative error ~1e-8)
 ND_VM_INLINE float expm1_core_f32(float r) {
   float p = 1.9875691500e-4f;
@@ -55,14 +60,33 @@ ND_VM_INLINE float expm1_core_f32(float r) {
   return p * r * r;
 }
 
-// The clamp keeps k within scale2's range; past it the result overflows to inf or rounds to 0 by
-// itself, and NaN flows through the clamp and the polynomial, so no final selects are needed.
+// Clamp bounds the compiler cannot see through (never written). With literal bounds GCC threads
+// each clamp's branch into the code after it (folding e^-104 and the like into constants) and the
+// vectorised loop carries masked compares and blends for every case; with opaque values each
+// clamp is one max/min instruction (`x < lo ? lo : x` is exactly maxps(lo, x), NaN passes).
+struct OpaqueBounds {
+  float exp_lo = -104.0f, exp_hi = 89.0f;
+  float gelu_hi = 5.65685425f;  // |u| = 4
+};
+inline OpaqueBounds g_opaque;
+
+// 2^k goes into the result's exponent field by an integer add of k << 23, which the rounding
+// constant leaves in the low bits of `kr` (the shift drops the constant's own bits). k is moved
+// 64 towards zero first and the result multiplied back by 2^+-64: the add then never leaves the
+// normal range, and the one multiplication rounds a subnormal result once or overflows to inf.
+// The clamps keep k in [-150, 129]; a NaN flows through them but not through the integer add.
 ND_VM_INLINE float exp_f32(float x) {
-  float xc = x < -104.0f ? -104.0f : x;
-  xc = xc > 89.0f ? 89.0f : xc;
-  float k = (xc * 1.44269504088896341f + kRoundF) - kRoundF;
+  const float lo = g_opaque.exp_lo, hi = g_opaque.exp_hi;
+  float xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  float kr = xc * 1.44269504088896341f + kRoundF;
+  float k = kr - kRoundF;
   float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
-  return scale2(1.0f + (r + expm1_core_f32(r)), k);
+  float y = 1.0f + (r + expm1_core_f32(r));
+  bool neg = xc < 0.0f;
+  uint32_t kbits = (bits(kr) << 23) + (neg ? (64u << 23) : (0u - (64u << 23)));
+  float res = from_bits(bits(y) + kbits) * (neg ? 5.42101086242752217e-20f : 1.84467440737095516e19f);
+  return x != x ? x : res;
 }
 
 ND_VM_INLINE float exp2_f32(float x) {
@@ -100,12 +124,13 @@ ND_VM_INLINE float expm1_f32(float x) {
 ND_VM_INLINE void log_split_f32(float x, float& e, float& lnm) {
   bool sub = x < 1.17549435e-38f;
   float xs = sub ? x * 8388608.0f : x;  // 2^23 brings subnormals into the normal range
-  uint32_t ix = bits(xs);
-  float m = from_bits((ix & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
-  float ef = (float)((int32_t)(ix >> 23) - 126) - (sub ? 23.0f : 0.0f);
-  bool lo = m < 0.707106781186547524f;
-  float f = lo ? (m + m) - 1.0f : m - 1.0f;  // both exact
-  e = lo ? ef - 1.0f : ef;
+  // Adding 1 - sqrt(1/2) in the mantissa field carries into the exponent exactly when the
+  // significand (in [1, 2)) is at least sqrt(2), which then halves it: the exponent and the
+  // rebased mantissa come out without a compare and two selects.
+  uint32_t ix = bits(xs) + (0x3f800000u - 0x3f3504f3u);
+  float m = from_bits((ix & 0x007fffffu) + 0x3f3504f3u);  // [sqrt(1/2), sqrt(2))
+  e = (float)((int32_t)(ix >> 23) - 127) - (sub ? 23.0f : 0.0f);
+  float f = m - 1.0f;  // exact
   float z = f * f;
   float p = 7.0376836292e-2f;
   p = p * f - 1.1514610310e-1f;
@@ -164,7 +189,7 @@ ND_VM_INLINE float log1p_f32(float x) {
 }
 
 ND_VM_INLINE float tanh_f32(float x) {
-  float ax = x < 0.0f ? -x : x;
+  float ax = abs_bits(x);
   float z = x * x;
   // |x| < 0.625: odd Cephes polynomial
   float p = -5.70498872745e-3f;
@@ -174,8 +199,7 @@ ND_VM_INLINE float tanh_f32(float x) {
   p = p * z - 3.33332819422e-1f;
   float small = x + x * z * p;
   // otherwise 1 - 2 / (e^{2|x|} + 1), which saturates to 1 once the exp overflows
-  float big = 1.0f - 2.0f / (exp_f32(ax + ax) + 1.0f);
-  big = x < 0.0f ? -big : big;
+  float big = xor_sign(1.0f - 2.0f / (exp_f32(ax + ax) + 1.0f), x);
   small = x == 0.0f ? x : small;  // keeps the sign of -0
   return ax < 0.625f ? small : big;
 }
@@ -184,7 +208,7 @@ ND_VM_INLINE float tanh_f32(float x) {
 // erf: x + x * P(x^2) for |x| < 0.9; 1 - exp(Q(|x| - 1.5)) with Q ~ log(erfc) up to 4, where
 // erfc < 2^-25 no longer changes the float result.
 ND_VM_INLINE float erf_f32(float x) {
-  float ax = x < 0.0f ? -x : x;
+  float ax = abs_bits(x);
   float z = x * x;
   float p = 8.539154077880085e-05f;
   p = p * z - 8.182009914889932e-04f;
@@ -205,9 +229,42 @@ ND_VM_INLINE float erf_f32(float x) {
   q = q * t - 8.926399946212769e-01f;
   q = q * t - 3.508800745010376e+00f;
   q = q * t - 3.384492158889770e+00f;
-  float big = 1.0f - exp_f32(q);
-  big = x < 0.0f ? -big : big;
+  float big = xor_sign(1.0f - exp_f32(q), x);
   return ax < 0.9f ? small : (x != x ? x : big);
+}
+
+// gelu's erf form, x * Phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2, to gelu's float32 tolerance
+// (2e-6 relative or 2e-7 absolute, tests/test_gelu_relu_fast.py) rather than erf_f32's 2 ulp,
+// from one polynomial and one exp instead of erf's two branches: Phi = 1 - e / 2 for x >= 0
+// and e / 2 below, e = erfc(|u|) = exp(L(|u|)), u = x / sqrt2. L ~ log(erfc) on |u| <= 4 in
+// s = |u| - 2 (a Chebyshev least-squares fit made here, 2.5e-8 absolute); its float rounding
+// grows to 1.5e-6 only where e < 1e-7. Phi's own rounding near 1/2 is far below gelu's tolerance.
+// Below x = -5.75 gelu rounds under 3e-8 and is 0 (keeping -inf * 0 = NaN, as the libm loop).
+ND_VM_INLINE float gelu_erf_f32(float x) {
+  float ax = abs_bits(x);
+  const float hi = g_opaque.gelu_hi;
+  float s = (ax > hi ? hi : ax) * 0.70710678118654752f - 2.0f;
+  float l = 7.857524764e-08f;
+  l = l * s - 3.400349158e-07f;
+  l = l * s + 1.271295957e-07f;
+  l = l * s + 2.680357511e-06f;
+  l = l * s - 2.056091398e-05f;
+  l = l * s + 1.338370930e-04f;
+  l = l * s - 7.325399783e-04f;
+  l = l * s + 3.572109388e-03f;
+  l = l * s - 1.646505855e-02f;
+  l = l * s - 9.237512946e-01f;
+  l = l * s - 4.418160915e+00f;
+  l = l * s - 5.364941120e+00f;
+  // e^l for l in [-18.2, 0]: no clamps, and the result is always normal; a NaN x gives a NaN
+  // product below whatever this makes of it
+  float kr = l * 1.44269504088896341f + kRoundF;
+  float k = kr - kRoundF;
+  float r = (l - k * 0.693359375f) + k * 2.12194440e-4f;
+  float y = 1.0f + (r + expm1_core_f32(r));
+  float half_e = 0.5f * from_bits(bits(y) + (bits(kr) << 23));
+  float phi = x < 0.0f ? half_e : 1.0f - half_e;
+  return x < -5.75f ? x * 0.0f : x * phi;
 }
 
 // ---- float64 ------------------------------------------------------------------------------
