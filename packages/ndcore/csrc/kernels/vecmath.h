@@ -11,7 +11,8 @@
 // against float64/long-double references in every ISA variant. Range reductions split constants
 // in a high part with trailing zero bits (so k * hi is exact) and a low part (Cody-Waite). Polynomial coefficients: exp, log, tanh (float)
 // are the classic Cephes minimax ones; expm1, float64 exp/log use Taylor/atanh series; erf was
-// fitted here by weighted least squares against scipy's erf.
+// fitted here by weighted least squares against scipy's erf, gelu_erf_f32's log(erfc) by a
+// Chebyshev least-squares fit (gelu is held to its own tolerance, not 2 ulp).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -60,12 +61,23 @@ ND_VM_INLINE float expm1_core_f32(float r) {
   return p * r * r;
 }
 
+// e^x for x in [-87, 88], whose result is normal: no clamps and no special values (a NaN x
+// gives an unspecified value; callers select it away).
+ND_VM_INLINE float exp_normal_f32(float x) {
+  float kr = x * 1.44269504088896341f + kRoundF;
+  float k = kr - kRoundF;
+  float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+  float y = 1.0f + (r + expm1_core_f32(r));
+  return from_bits(bits(y) + (bits(kr) << 23));
+}
+
 // Clamp bounds the compiler cannot see through (never written). With literal bounds GCC threads
 // each clamp's branch into the code after it (folding e^-104 and the like into constants) and the
 // vectorised loop carries masked compares and blends for every case; with opaque values each
 // clamp is one max/min instruction (`x < lo ? lo : x` is exactly maxps(lo, x), NaN passes).
 struct OpaqueBounds {
   float exp_lo = -104.0f, exp_hi = 89.0f;
+  float tanh_hi = 9.5f;  // tanh(x) rounds to 1 from 9.01 on
   float gelu_hi = 5.65685425f;  // |u| = 4
 };
 inline OpaqueBounds g_opaque;
@@ -198,9 +210,13 @@ ND_VM_INLINE float tanh_f32(float x) {
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
   float small = x + x * z * p;
-  // otherwise 1 - 2 / (e^{2|x|} + 1), which saturates to 1 once the exp overflows
-  float big = xor_sign(1.0f - 2.0f / (exp_f32(ax + ax) + 1.0f), x);
+  // otherwise (1 - e^-2|x|) / (1 + e^-2|x|); the clamp keeps e^-2|x| normal and leaves NaN to
+  // the last select
+  const float hi = g_opaque.tanh_hi;
+  float em = exp_normal_f32(-2.0f * (ax > hi ? hi : ax));
+  float big = xor_sign((1.0f - em) / (1.0f + em), x);
   small = x == 0.0f ? x : small;  // keeps the sign of -0
+  big = x != x ? x : big;
   return ax < 0.625f ? small : big;
 }
 
@@ -256,13 +272,8 @@ ND_VM_INLINE float gelu_erf_f32(float x) {
   l = l * s - 9.237512946e-01f;
   l = l * s - 4.418160915e+00f;
   l = l * s - 5.364941120e+00f;
-  // e^l for l in [-18.2, 0]: no clamps, and the result is always normal; a NaN x gives a NaN
-  // product below whatever this makes of it
-  float kr = l * 1.44269504088896341f + kRoundF;
-  float k = kr - kRoundF;
-  float r = (l - k * 0.693359375f) + k * 2.12194440e-4f;
-  float y = 1.0f + (r + expm1_core_f32(r));
-  float half_e = 0.5f * from_bits(bits(y) + (bits(kr) << 23));
+  // l is in [-18.2, 0]; a NaN x gives a NaN product below whatever exp makes of it
+  float half_e = 0.5f * exp_normal_f32(l);
   float phi = x < 0.0f ? half_e : 1.0f - half_e;
   return x < -5.75f ? x * 0.0f : x * phi;
 }
