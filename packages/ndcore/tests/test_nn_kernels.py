@@ -14,6 +14,8 @@ import ndcore as nd
 from ndcore.testing import OPDB
 from ndcore.testing.opdb import to_np
 
+from _pool_refs import avg_pool_ref, max_pool_ref, pool_out_size  # noqa: F401
+
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 OPS = {op.opname: op for op in OPDB}
 
@@ -76,56 +78,6 @@ def conv_transpose_ref(x, w, b, stride, padding, output_padding, groups, dilatio
     out = full[(slice(None), slice(None)) + tuple(slice(p[i], full_sp[i] - p[i]) for i in range(D))]
     if b is not None:
         out = out + b.reshape((1, -1) + (1,) * D)
-    return out
-
-
-def pool_out_size(n, k, s, p, d, ceil):
-    out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
-    if ceil and (out - 1) * s >= n + p:
-        out -= 1
-    return out
-
-
-def max_pool_ref(x, k, s, p, d, ceil):
-    """Max over each window (padding never wins); flat per-plane argmax indices, first max wins."""
-    D = len(k)
-    sp = x.shape[-D:]
-    out_sp = [pool_out_size(sp[i], k[i], s[i], p[i], d[i], ceil) for i in range(D)]
-    lead = x.shape[:-D]
-    out = np.zeros(lead + tuple(out_sp), x.dtype)
-    idx = np.zeros(lead + tuple(out_sp), np.int64)
-    for o in np.ndindex(*out_sp):
-        best = np.full(lead, -np.inf)
-        best_i = None
-        for kk in np.ndindex(*k):
-            pos = [o[i] * s[i] - p[i] + kk[i] * d[i] for i in range(D)]
-            if any(q < 0 or q >= sp[i] for i, q in enumerate(pos)):
-                continue
-            v = x[(Ellipsis,) + tuple(pos)].astype(np.float64)
-            flat = np.ravel_multi_index(pos, sp)
-            best_i = np.full(lead, flat, np.int64) if best_i is None else best_i  # torch starts at the first valid element
-            take = (v > best) | np.isnan(v)
-            best = np.where(take, v, best)
-            best_i = np.where(take, flat, best_i)
-        out[(Ellipsis,) + o] = best
-        idx[(Ellipsis,) + o] = best_i
-    return out, idx
-
-
-def avg_pool_ref(x, k, s, p, ceil, count_include_pad, divisor_override=None):
-    D = len(k)
-    sp = x.shape[-D:]
-    out_sp = [pool_out_size(sp[i], k[i], s[i], p[i], 1, ceil) for i in range(D)]
-    out = np.zeros(x.shape[:-D] + tuple(out_sp))
-    for o in np.ndindex(*out_sp):
-        lo = [o[i] * s[i] - p[i] for i in range(D)]
-        hi = [min(lo[i] + k[i], sp[i] + p[i]) for i in range(D)]
-        pool = np.prod([hi[i] - lo[i] for i in range(D)])
-        lo = [max(v, 0) for v in lo]
-        hi = [min(hi[i], sp[i]) for i in range(D)]
-        win = x[(Ellipsis,) + tuple(slice(lo[i], hi[i]) for i in range(D))].astype(np.float64)
-        div = divisor_override or (pool if count_include_pad else np.prod([hi[i] - lo[i] for i in range(D)]))
-        out[(Ellipsis,) + o] = win.sum(axis=tuple(range(-D, 0))) / div
     return out
 
 
