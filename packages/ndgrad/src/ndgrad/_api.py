@@ -147,3 +147,4 @@ def install():
     T.output_nr = property(lambda self: self._ag.get("out_nr", 0))
     nd._C._set_autograd_pre_hook(_engine.record_pre)
     nd._C._set_autograd_hook(_engine.record)
+    _engine.install_fast_recorder()

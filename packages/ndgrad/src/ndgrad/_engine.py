@@ -10,7 +10,6 @@ newest first, summing gradients per node output (Kahn's algorithm, like microgra
 from __future__ import annotations
 
 import heapq
-import itertools
 import sys
 import traceback
 import weakref
@@ -21,7 +20,7 @@ from ndcore import _C
 from ._derivatives_gen import FORMULAS, RESULT_NAMES
 from ._helpers import _sum_to
 
-_seq = itertools.count()
+_next_seq = _C._next_node_seq  # shared with the nodes ndcore builds (Note [Autograd fast recorder])
 _saved_hooks: list = []  # stack of (pack, unpack) from saved_tensors_hooks
 _anomaly = {"on": False, "check_nan": True}
 
@@ -38,7 +37,10 @@ def _node_name(op: str) -> str:
 
 
 class _Saved:
-    """A tensor a formula reads later, with the version it had when saved."""
+    """A tensor a formula reads later, with the version it had when saved.
+
+    ndcore builds these too, filling the slots directly (Note [Autograd fast recorder]): a new
+    field must be added there as well."""
 
     __slots__ = ("tensor", "version", "op", "name", "out_nr", "packed", "unpack_hook")
 
@@ -86,7 +88,7 @@ class Node:
     def __init__(self, name, next_edges):
         self._name = name
         self.next_edges = next_edges  # per tensor input: (node, out_nr) or None
-        self.seq = next(_seq)
+        self.seq = _next_seq()
         if _anomaly["on"]:
             self.stack = traceback.format_stack()[:-3]
 
@@ -123,9 +125,11 @@ class Node:
 
 
 class OpNode(Node):
-    """A recorded table op. Built on every differentiable op, so `record` fills it in place (no
-    constructor frame), its fields are slots (an instance dict is only made when a hook or
-    anomaly mode adds to it) and the saved inputs and results are two plain lists."""
+    """A recorded table op. Built on every differentiable op: usually by ndcore itself from the
+    op's plan (`_fast_plan`; Note [Autograd fast recorder] in ndcore's hooks.cpp), else by
+    `record`, which fills it in place (no constructor frame). Its fields are slots (an instance
+    dict is only made when a hook or anomaly mode adds to it), and the saved inputs and results
+    are two plain lists."""
 
     __slots__ = ("_name", "next_edges", "seq", "op", "formula", "input_names", "needs", "attrs", "out_meta",
                  "saved_inputs", "saved_results")
@@ -262,6 +266,29 @@ def _op_info(op, entry):
     return (entry, formula, names, uses_set, meta_only, reads_results, plan, list_names)
 
 
+def _fast_plan(op):
+    """What ndcore needs to build `op`'s node without calling `record` (its Note [Autograd fast
+    recorder]), or ``(entry,)`` when only `record` can: ops with list inputs and ``copy_``."""
+    entry = FORMULAS.get(op)
+    info = _OP_INFO.get(op)
+    if info is None or info[0] is not entry:
+        info = _OP_INFO[op] = _op_info(op, entry)
+    _, formula, names, _uses, _meta_only, reads_results, plan, _lists = info
+    if plan is None or op == "_copy_from":
+        return (entry,)
+    if reads_results is True:
+        results = True
+    elif reads_results:
+        results = tuple(sorted(reads_results))
+    else:
+        results = None
+    return (entry, _node_name(op), formula, names, plan, results)
+
+
+def install_fast_recorder():
+    _C._set_autograd_fast_recorder((OpNode, _Saved, FORMULAS, _saved_hooks, _anomaly, _fast_plan, _NO_RESULTS))
+
+
 def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
     """Builds the node of one op; ndcore installs it as the outputs' grad_fn. See ndcore's Note
     [Autograd hook protocol] for the arguments (edges, needs and meta are read in C++)."""
@@ -316,7 +343,7 @@ def record(op, inputs, attrs, outputs, inplace, edges, needs, meta):
     node = _new_node(OpNode)
     node._name = _NODE_NAMES.get(op) or _node_name(op)
     node.next_edges = edges
-    node.seq = next(_seq)
+    node.seq = _next_seq()
     if _anomaly["on"]:
         node.stack = traceback.format_stack()[:-1]  # drop this frame
     node.op = op
