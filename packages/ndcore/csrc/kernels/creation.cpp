@@ -15,65 +15,38 @@ Generator& gen_of(const Call& c, size_t attr) {
   return default_generator();
 }
 
-// Box-Muller for float32 without libm calls, so the fill loop vectorises: log by exponent
-// split + polynomial on the mantissa (Cephes logf), sin/cos of 2*pi*u by quarter-turn
-// reduction + minimax polynomials. Errors are ~1e-7 relative, below float32 sampling noise.
-inline float log_f32(float x) {  // x in (0, 1]
-  int32_t bits;
-  std::memcpy(&bits, &x, 4);
-  int32_t e = ((bits >> 23) & 0xff) - 126;
-  int32_t mb = (bits & 0x007fffff) | 0x3f000000;  // mantissa in [0.5, 1)
-  float m;
-  std::memcpy(&m, &mb, 4);
-  bool small = m < 0.70710678f;
-  e = small ? e - 1 : e;
-  m = small ? m + m - 1.0f : m - 1.0f;
-  float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  float fe = (float)e;
-  y += fe * -2.12194440e-4f;
-  y += -0.5f * z;
-  return m + y + fe * 0.693359375f;
-}
-inline void sincos_2pi_f32(float u, float* s, float* c) {  // u in [0, 1)
-  float q = (u * 4.0f + 12582912.0f) - 12582912.0f;  // nearest quarter turn
-  int32_t j = (int32_t)q & 3;
-  float r = (u - q * 0.25f) * 6.28318530717958648f;  // r in [-pi/4, pi/4]
-  float r2 = r * r;
-  float sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
-  float cp = 1.0f - 0.5f * r2 + r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
-  float sv = (j == 0) ? sp : (j == 1) ? cp : (j == 2) ? -sp : -cp;
-  float cv = (j == 0) ? cp : (j == 1) ? -sp : (j == 2) ? -cp : sp;
-  *s = sv;
-  *c = cv;
-}
-
-inline double u01_53(uint32_t hi, uint32_t lo) { return ((((uint64_t)hi << 32) | lo) >> 11) * (1.0 / 9007199254740992.0); }
-inline float u01_24(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
-
-// Fills `n` values with fn(words[4], base_index) producing up to 4 values per Philox block.
+// Fills n values, per_block from each Philox block, in chunks of consecutive blocks:
+// fn(words, i0, cnt) writes values [i0, i0 + cnt) from the chunk's words (block k's four at
+// words[4k..4k+3]). Values depend only on their counters, never on how threads split the range.
+constexpr int64_t kChunkBlocks = 256;
 template <typename F>
-void philox_fill(Generator& g, int64_t n, int per_block, F&& fn) {
-  int64_t blocks = (n + per_block - 1) / per_block;
-  uint64_t start = g.reserve((uint64_t)blocks);
-  Philox ph(g.initial_seed());
-  parallel_for(blocks, 4096, [&](int64_t b, int64_t e) {
-    uint32_t w[4];
-    for (int64_t k = b; k < e; ++k) {
-      ph.block(start + (uint64_t)k, w);
-      fn(w, k * per_block);
+void philox_fill(Generator& g, int64_t n, int per_block, int64_t grain_blocks, F&& fn) {
+  const int64_t blocks = (n + per_block - 1) / per_block;
+  const uint64_t start = g.reserve((uint64_t)blocks);
+  const Philox ph(g.initial_seed());
+  parallel_for(blocks, grain_blocks, [&](int64_t b0, int64_t b1) {
+    alignas(64) uint32_t words[kChunkBlocks * 4];
+    for (int64_t cb = b0; cb < b1; cb += kChunkBlocks) {
+      const int64_t nb = std::min(kChunkBlocks, b1 - cb), i0 = cb * per_block;
+      philox_words(ph, start + (uint64_t)cb, nb, words);
+      fn(words, i0, std::min<int64_t>(nb * per_block, n - i0));
     }
   });
 }
+// r % d without a 64-bit division per value: q = mulhi(r, floor((2^64 - 1) / d)) satisfies
+// r / d - 2 < q <= r / d, so one correction gives the exact remainder.
+struct FastMod64 {
+  uint64_t d, m;
+  explicit FastMod64(uint64_t divisor) : d(divisor), m(~uint64_t(0) / divisor) {}
+  uint64_t operator()(uint64_t r) const {
+    const uint64_t q = (uint64_t)(((unsigned __int128)r * m) >> 64);
+    const uint64_t rem = r - q * d;
+    return rem >= d ? rem - d : rem;
+  }
+};
+
+// Blocks worth a second thread: ~16K values of a cheap fill, ~8K normals.
+constexpr int64_t kGrainFill = 4096, kGrainNormal = 2048;
 
 // Writes values produced into a contiguous buffer, then into x (which may be strided).
 template <typename Fill>
@@ -183,15 +156,13 @@ void k_uniform_(Call& c) {
     ND_DISPATCH_FLOAT(t.dtype(), "uniform_", [&] {
       scalar_t* d = t.data<scalar_t>();
       if constexpr (std::is_same_v<scalar_t, double>) {
-        philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
-          for (int k = 0; k < 2 && i0 + k < n; ++k) d[i0 + k] = lo + (hi - lo) * u01_53(w[2 * k], w[2 * k + 1]);
+        philox_fill(g, n, 2, kGrainFill, [&](const uint32_t* w, int64_t i0, int64_t cnt) {
+          for (int64_t j = 0; j < cnt; ++j) d[i0 + j] = lo + (hi - lo) * u01_53(w[2 * j], w[2 * j + 1]);
         });
       } else {
-        philox_fill(g, n, 4, [&](uint32_t* w, int64_t i0) {
-          for (int k = 0; k < 4 && i0 + k < n; ++k) {
-            float v = (float)lo + (float)(hi - lo) * u01_24(w[k]);
-            d[i0 + k] = scalar_t(v);
-          }
+        const float flo = (float)lo, fspan = (float)(hi - lo);
+        philox_fill(g, n, 4, kGrainFill, [&](const uint32_t* w, int64_t i0, int64_t cnt) {
+          for (int64_t j = 0; j < cnt; ++j) d[i0 + j] = scalar_t(flo + fspan * u01_24(w[j]));
         });
       }
     });
@@ -210,33 +181,30 @@ void k_normal_(Call& c) {
       scalar_t* d = t.data<scalar_t>();
       // Box-Muller: two uniforms -> two normals
       if constexpr (std::is_same_v<scalar_t, double>) {
-        philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
-          double u1 = 1.0 - u01_53(w[0], w[1]), u2 = u01_53(w[2], w[3]);
-          double r = std::sqrt(-2.0 * std::log(u1)), th = 6.283185307179586 * u2;
-          if (i0 < n) d[i0] = mean + std * r * std::cos(th);
-          if (i0 + 1 < n) d[i0 + 1] = mean + std * r * std::sin(th);
+        philox_fill(g, n, 2, kGrainNormal, [&](const uint32_t* w, int64_t i0, int64_t cnt) {
+          for (int64_t j = 0; j < cnt; j += 2, w += 4) {
+            double u1 = 1.0 - u01_53(w[0], w[1]), u2 = u01_53(w[2], w[3]);
+            double r = std::sqrt(-2.0 * std::log(u1)), th = 6.283185307179586 * u2;
+            d[i0 + j] = mean + std * r * std::cos(th);
+            if (j + 1 < cnt) d[i0 + j + 1] = mean + std * r * std::sin(th);
+          }
         });
       } else {
-        // Blocks of Philox words first, then a branch-free Box-Muller pass the compiler vectorises.
+        // Philox and Box-Muller fused in registers (normal_f32); float32 chunks go straight to
+        // the output, the tensor's last partial block and the narrow types through a buffer.
+        const float fm = float(mean), fs = float(std);
         const int64_t blocks = (n + 3) / 4;
         const uint64_t start = g.reserve((uint64_t)blocks);
         const Philox ph(g.initial_seed());
-        const float fm = float(mean), fs = float(std);
-        parallel_for(blocks, 1024, [&](int64_t b0, int64_t b1) {
-          constexpr int64_t CH = 256;  // blocks per chunk: 1024 values
-          uint32_t words[CH * 4];
-          float vals[CH * 4];
-          for (int64_t cb = b0; cb < b1; cb += CH) {
-            int64_t nb = std::min(CH, b1 - cb);
-            for (int64_t k = 0; k < nb; ++k) ph.block(start + (uint64_t)(cb + k), words + 4 * k);
-            for (int64_t k = 0; k < nb * 2; ++k) {
-              float u1 = 1.0f - u01_24(words[2 * k]), u2 = u01_24(words[2 * k + 1]);
-              float r = std::sqrt(-2.0f * log_f32(u1)), sv, cv;
-              sincos_2pi_f32(u2, &sv, &cv);
-              vals[2 * k] = fm + fs * r * cv;
-              vals[2 * k + 1] = fm + fs * r * sv;
+        parallel_for(blocks, kGrainNormal, [&](int64_t b0, int64_t b1) {
+          alignas(64) float vals[kChunkBlocks * 4];
+          for (int64_t cb = b0; cb < b1; cb += kChunkBlocks) {
+            const int64_t nb = std::min(kChunkBlocks, b1 - cb), i0 = cb * 4, cnt = std::min<int64_t>(nb * 4, n - i0);
+            if (std::is_same_v<scalar_t, float> && cnt == nb * 4) {
+              normal_f32(ph, start + (uint64_t)cb, nb, fm, fs, reinterpret_cast<float*>(d) + i0);
+              continue;
             }
-            int64_t i0 = cb * 4, cnt = std::min<int64_t>(nb * 4, n - i0);
+            normal_f32(ph, start + (uint64_t)cb, nb, fm, fs, vals);
             for (int64_t k = 0; k < cnt; ++k) d[i0 + k] = scalar_t(vals[k]);
           }
         });
@@ -255,8 +223,8 @@ void k_bernoulli_(Call& c) {
     int64_t n = t.numel();
     ND_DISPATCH_ALL(t.dtype(), "bernoulli_", [&] {
       scalar_t* d = t.data<scalar_t>();
-      philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
-        for (int k = 0; k < 2 && i0 + k < n; ++k) d[i0 + k] = scalar_t(u01_53(w[2 * k], w[2 * k + 1]) < p ? 1 : 0);
+      philox_fill(g, n, 2, kGrainFill, [&](const uint32_t* w, int64_t i0, int64_t cnt) {
+        for (int64_t j = 0; j < cnt; ++j) d[i0 + j] = scalar_t(u01_53(w[2 * j], w[2 * j + 1]) < p ? 1 : 0);
       });
     });
   });
@@ -274,17 +242,17 @@ void k_random_(Call& c) {
     hi = c.attrs[1].i;
   }
   if (hi <= lo) throw ValueError("[random_] expects 'from' < 'to', got from=" + std::to_string(lo) + " to=" + std::to_string(hi));
-  uint64_t range = (uint64_t)(hi - lo);
+  const FastMod64 mod((uint64_t)hi - (uint64_t)lo);
   Generator& g = gen_of(c, 2);
   fill_random(x, [&](const Tensor& t) {
     int64_t n = t.numel();
     ND_DISPATCH_ALL(t.dtype(), "random_", [&] {
       using C = typename compute_type<scalar_t>::type;
       scalar_t* d = t.data<scalar_t>();
-      philox_fill(g, n, 2, [&](uint32_t* w, int64_t i0) {
-        for (int k = 0; k < 2 && i0 + k < n; ++k) {
-          uint64_t r = ((uint64_t)w[2 * k] << 32) | w[2 * k + 1];
-          d[i0 + k] = scalar_t(C(lo + (int64_t)(r % range)));
+      philox_fill(g, n, 2, kGrainFill, [&](const uint32_t* w, int64_t i0, int64_t cnt) {
+        for (int64_t j = 0; j < cnt; ++j) {
+          uint64_t r = ((uint64_t)w[2 * j] << 32) | w[2 * j + 1];
+          d[i0 + j] = scalar_t(C(lo + (int64_t)mod(r)));
         }
       });
     });

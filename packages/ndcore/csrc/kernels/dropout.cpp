@@ -42,10 +42,11 @@ void k_native_dropout(Call& c) {
     T* od = out.data<T>();
     const C sc = C(scale);
     parallel_for(blocks, 1024, [&](int64_t b0, int64_t b1) {
-      uint32_t w[4];
-      for (int64_t b = b0; b < b1; ++b) {
-        ph.block(start + (uint64_t)b, w);
-        const int64_t i0 = b * 4, cnt = std::min<int64_t>(4, n - i0);
+      constexpr int64_t kChunk = 256;  // blocks per philox_words call
+      alignas(64) uint32_t w[kChunk * 4];
+      for (int64_t cb = b0; cb < b1; cb += kChunk) {
+        const int64_t nb = std::min(kChunk, b1 - cb), i0 = cb * 4, cnt = std::min<int64_t>(nb * 4, n - i0);
+        philox_words(ph, start + (uint64_t)cb, nb, w);
         for (int64_t k = 0; k < cnt; ++k) {
           const bool m = (uint64_t)w[k] < threshold;
           md[i0 + k] = m;

@@ -30,4 +30,18 @@ struct Philox {
   }
 };
 
+// The words of blocks ctr, ctr + 1, ..., ctr + nb - 1, block k's four at out[4k..4k+3]: exactly
+// Philox::block's, computed 16 blocks at a time in SIMD lanes (see Note [Vectorised Philox]).
+void philox_words(const Philox& ph, uint64_t ctr, int64_t nb, uint32_t* out);
+
+// Uniforms on [0, 1) from the top 24 bits of a word (float32) or 53 bits of two words (float64).
+inline float u01_24(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
+inline double u01_53(uint32_t hi, uint32_t lo) { return (double)((((uint64_t)hi << 32) | lo) >> 11) * (1.0 / 9007199254740992.0); }
+
+// Normals from blocks ctr .. ctr + nb - 1 into out[4 * nb]: Box-Muller on each block's word
+// pairs, (w0, w1) -> out[4k] = mean + std * r * cos(t), out[4k + 1] = mean + std * r * sin(t) with
+// r = sqrt(-2 log(1 - u01_24(w0))), t = 2 pi u01_24(w1), and (w2, w3) likewise -> out[4k + 2..3].
+// Bit-identical at every SIMD level (see random_simd.cpp).
+void normal_f32(const Philox& ph, uint64_t ctr, int64_t nb, float mean, float std, float* out);
+
 }  // namespace nd
