@@ -34,6 +34,34 @@ def test_fresh_gradients_are_taken_without_a_copy():
     np.testing.assert_allclose(x.grad.numpy(), ref @ w.detach().numpy().T, rtol=1e-5, atol=1e-6)
 
 
+def test_linear_weight_gradients_are_taken_without_a_copy():
+    # Linear multiplies by W.t(): W's gradient is computed laid out like W (torch's
+    # mm_mat2_backward), so it arrives as a view that alone holds its base and is kept as is
+    rng = np.random.default_rng(0)
+    xv, wv, bv = (rng.standard_normal(s).astype(np.float32) for s in ((5, 3), (4, 3), (4,)))
+    x = nd.tensor(xv)
+    for make in (lambda w, b: nd.addmm(b, x, w.t()), lambda w, b: x.mm(w.t()) + b,
+                 lambda w, b: x.matmul(w.t()) + b):
+        w, b = nd.tensor(wv, requires_grad=True), nd.tensor(bv, requires_grad=True)
+        y = make(w, b)
+        ops = _op_counts(lambda: (y * y).sum().backward())
+        assert ops["clone"] == 0
+        assert w.grad.is_contiguous() and w.grad._base is None and w.grad.stride() == (3, 1)
+        gy = 2 * (xv @ wv.T + bv)
+        np.testing.assert_allclose(w.grad.numpy(), gy.T @ xv, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(b.grad.numpy(), gy.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_a_kept_view_of_the_weight_gradient_is_not_stolen():
+    w = nd.randn(4, 3, requires_grad=True)
+    x = nd.randn(5, 3)
+    kept = []
+    w.register_hook(kept.append)
+    x.mm(w.t()).sum().backward()
+    w.grad.add_(100)
+    np.testing.assert_allclose(kept[0].numpy(), np.ones((5, 4), np.float32).T @ x.numpy(), rtol=1e-5)
+
+
 def test_a_user_gradient_passed_through_is_copied():
     x = nd.randn(4, requires_grad=True)
     v = nd.ones(4)

@@ -424,12 +424,17 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
       })
       .def("_is_view", [](const TensorImpl& t) { return t.base != nullptr; })
       // True when this wrapper is the only owner of the tensor and of its memory, and the memory is
-      // exactly the tensor's (contiguous, not a view): ndgrad may then keep it as a .grad without a
-      // copy. The holder argument below is a second reference while the call runs.
+      // exactly the tensor's (contiguous, whole storage): ndgrad may then keep it as a .grad without
+      // a copy. A view qualifies when it alone holds its base and the base is no view itself (e.g.
+      // the t(t(P)) a Linear weight's gradient arrives as): nothing else can see the memory. The
+      // holder argument below is a second reference while the call runs.
       .def("_sole_owner", [](const std::shared_ptr<TensorImpl>& t) {
         Tensor x(t);
-        return t.use_count() <= 3 && t->base == nullptr && t->storage && t->storage.use_count() == 1 && x.is_contiguous() &&
-               x.offset() == 0 && (size_t)x.numel() * x.itemsize() == t->storage->nbytes;
+        if (t.use_count() > 3 || !t->storage || !x.is_contiguous() || x.offset() != 0 ||
+            (size_t)x.numel() * x.itemsize() != t->storage->nbytes)
+          return false;
+        if (t->base == nullptr) return t->storage.use_count() == 1;
+        return t->base.use_count() == 1 && t->base->base == nullptr && t->storage.use_count() == 2;
       })
       .def("_detach_alias", [](std::shared_ptr<TensorImpl> t) {
         Tensor x(t);

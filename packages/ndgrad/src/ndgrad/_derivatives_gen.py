@@ -558,7 +558,7 @@ def d_mm(grads, inputs, attrs, results, needs):
     self, mat2 = inputs
     grad = grads[0]
     result = results[0]
-    return ((grad.mm(mat2.t())) if needs[0] else None, (self.t().mm(grad)) if needs[1] else None)
+    return ((grad.mm(mat2.t())) if needs[0] else None, (_mm_mat2_grad(self, grad, mat2)) if needs[1] else None)
 
 
 def d_bmm(grads, inputs, attrs, results, needs):
@@ -581,7 +581,7 @@ def d_addmm(grads, inputs, attrs, results, needs):
     alpha = attrs['alpha']
     grad = grads[0]
     result = results[0]
-    return ((_scaled(grad, beta)) if needs[0] else None, (_scaled(grad.mm(mat2.t()), alpha)) if needs[1] else None, (_scaled(mat1.t().mm(grad), alpha)) if needs[2] else None)
+    return ((_scaled(grad, beta)) if needs[0] else None, (_scaled(grad.mm(mat2.t()), alpha)) if needs[1] else None, (_scaled(_mm_mat2_grad(mat1, grad, mat2), alpha)) if needs[2] else None)
 
 
 def d_as_strided(grads, inputs, attrs, results, needs):

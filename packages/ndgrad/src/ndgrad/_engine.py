@@ -618,7 +618,7 @@ def _run_accumulate(node, g, create_graph, capture):
         if create_graph:
             t.grad = g
         elif _stealable(g):
-            t.grad = g.detach()
+            t.grad = g._detach_alias()  # no base: the stolen gradient is a plain tensor, as in torch
         else:
             t.grad = g.detach().clone()
     elif create_graph:

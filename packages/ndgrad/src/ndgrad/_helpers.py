@@ -8,6 +8,7 @@ import ndcore as nd
 from ndcore import _C, _nn
 
 __all__ = [
+    "_mm_mat2_grad",
     "_sum_to", "_expand_reduced", "_minmax_backward", "_index_reduce_backward", "_prod_backward",
     "_cumprod_backward", "_matmul_backward", "_slice_backward", "_select_backward", "_as_strided_backward",
     "_index_backward", "_index_put_self_backward", "_index_put_values_backward", "_gather_backward",
@@ -118,6 +119,8 @@ def _matmul_backward(grad, a, b, which):
         g = a.unsqueeze(-1) * grad.unsqueeze(-2)
     elif b.dim() == 1:
         g = (a.mT @ grad.unsqueeze(-1)).squeeze(-1)
+    elif a.dim() == 2 and b.dim() == 2:
+        return _mm_mat2_grad(a, grad, b)
     else:
         g = a.mT @ grad
     return _sum_to(g, b.shape)
@@ -225,6 +228,15 @@ def _gelu_double_backward(grad, grad_output, x, approximate):
     else:
         second = (-0.5 * x * x).exp() * (1 / math.sqrt(2 * math.pi)) * (2 - x * x)
     return grad * grad_output * second
+
+
+def _mm_mat2_grad(mat1, grad, mat2):
+    """``mat1.T @ grad``, laid out like ``mat2`` (torch's mm_mat2_backward): for Linear's ``W.t()``
+    it is computed as ``(grad.T @ mat1).T``, so W's gradient arrives contiguous and AccumulateGrad
+    keeps it as ``.grad`` without a copy."""
+    if mat2.dim() == 2 and mat2.stride(0) == 1 and mat2.stride(1) == mat2.shape[0] and mat2.shape[1] > 1:
+        return grad.t().mm(mat1).t()
+    return mat1.t().mm(grad)
 
 
 def _scaled(g, factor):
