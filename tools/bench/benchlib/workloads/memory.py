@@ -16,10 +16,10 @@ step, so the peak is the same unless the import itself peaked higher.
 
 What to expect: the least a step can hold is parameters + gradients + one layer's transients
 (80 + 80 + ~3 MB with SGD), since backward frees each layer's activations as its gradients
-appear. nd holds ~203 MB: its block cache reuses blocks by size only, so the 1 MB activation
-blocks freed during backward cannot serve the 4 MB gradients (and the cached gradient blocks sit
-idle during forward). torch's figure (glibc, which coalesces free neighbours) varies between
-runs, ~180-230 MB.
+appear. nd holds ~180 MB: its cache cuts blocks of 1 MB and up from shared 4 MB+ segments and
+merges freed neighbours (ndcore's Note [Caching large host blocks]), so the activations freed
+during backward serve the gradients, and each weight's gradient becomes `.grad` without a copy.
+torch's figure (glibc, which coalesces free neighbours) varies between runs, ~180-230 MB.
 
 Results are bytes (unit="B"): the `vs torch` column is torch's bytes / nd's (>1: nd uses less).
 """
