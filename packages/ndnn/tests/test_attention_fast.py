@@ -96,6 +96,34 @@ def test_fused_sdpa_matches_numpy(dtype, case, shape):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("shape", [(1, 2, 130, 130, 24, 64), (2, 1, 65, 200, 64, 128), (1, 1, 3, 63, 7, 64),
+                                   (2, 2, 128, 128, 64, 64)],
+                         ids=["three_blocks", "S_gt_L_wide_v", "S_below_64", "gpt_head"])
+def test_fused_sdpa_tiles_matches_numpy(case, shape):
+    """float32 with Ev a multiple of 64: the register-tile forward on AVX-512 CPUs (Note [Attention
+    register tiles]), keys padded to 64 and several query blocks; test_isa_variants reruns it on the
+    GEMM path."""
+    B, H, L, S, E, Ev = shape
+    rng = np.random.default_rng(sum(shape) + 1)
+    q, k, v = rng.normal(size=(B, H, L, E)), rng.normal(size=(B, H, S, E)), rng.normal(size=(B, H, S, Ev))
+    g = rng.normal(size=(B, H, L, Ev))
+    kw = dict(CASES[case])
+    if kw.get("attn_mask") == "bool":
+        kw["attn_mask"] = rng.random((L, S)) > 0.3
+    elif kw.get("attn_mask") == "float":
+        kw["attn_mask"] = rng.normal(size=(B, 1, L, S))
+    elif kw.get("attn_mask") == "dead":
+        m = rng.random((B, H, L, S)) > 0.3
+        m[..., 0, :] = False
+        kw["attn_mask"] = m
+    got = _run(q, k, v, g, nd.float32, **kw)
+    want = (_sdpa_ref(q, k, v, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")),
+            *_sdpa_grads_ref(q, k, v, g, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")))
+    for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
+        np.testing.assert_allclose(a, b, rtol=5e-4, atol=5e-4, err_msg=name)
+
+
 def test_fused_sdpa_strided_views_and_3d():
     """q/k/v as column slices of one packed projection (GPT's layout), and 3-D (batch, L, E) inputs."""
     rng = np.random.default_rng(1)
@@ -223,6 +251,75 @@ def test_split_last_backward_is_one_cat():
         assert all(p.grad_fn is None for p in _split_last(xt, [4, 5]))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("Ev", [16, 64])
+def test_fused_sdpa_nan_rows(dtype, Ev):
+    """NaN scores make their query's output row NaN (as torch); a NaN key spreads only to the
+    queries that see it (torch's CPU kernel spreads it to causally hidden ones too), and the rest
+    match NumPy. Both the GEMM and the register-tile forward (Ev = 64)."""
+    rng = np.random.default_rng(7)
+    q, k, v = rng.normal(size=(1, 2, 70, 8)), rng.normal(size=(1, 2, 70, 8)), rng.normal(size=(1, 2, 70, Ev))
+    q[0, 1, 3, 2] = np.nan  # one query row of head 1
+    k[0, 0, 5, 1] = np.nan  # key 5 of head 0: queries 5.. see it
+    dt = getattr(nd, dtype)
+    got = F.scaled_dot_product_attention(_t(q, dt), _t(k, dt), _t(v, dt), is_causal=True).numpy()
+    nan_rows = np.zeros((1, 2, 70), bool)
+    nan_rows[0, 1, 3] = True
+    nan_rows[0, 0, 5:] = True
+    np.testing.assert_array_equal(np.isnan(got).any(-1), nan_rows)
+    assert np.isnan(got[nan_rows]).all()
+    want = _sdpa_ref(np.nan_to_num(q), np.nan_to_num(k), v, is_causal=True)
+    np.testing.assert_allclose(got[~nan_rows], want[~nan_rows], rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_packed_qkv_gradient_needs_no_cat(dtype):
+    """q/k/v split from one projection get their gradients as blocks of one buffer, which the
+    split's backward passes on as is (no cat); other layouts still concatenate."""
+    rng = np.random.default_rng(6)
+    B, T, H, hs = 2, 70, 2, 8
+    x = rng.normal(size=(B, T, 3 * H * hs))
+    g = rng.normal(size=(B, H, T, hs))
+    names = []
+    ops = nd._C
+
+    def run(xt, pieces):
+        q, k, v = (t.reshape(B, T, H, hs).transpose(1, 2) for t in pieces)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        names.clear()
+        ops._set_profiler_hooks(lambda name, shapes: names.append(name), lambda tok, name: None)
+        try:
+            out.backward(_t(g, getattr(nd, dtype)))
+        finally:
+            ops._set_profiler_hooks(None, None)
+        return xt.grad.numpy()
+
+    xt = _t(x, getattr(nd, dtype), True)
+    got = run(xt, _split_last(xt, [H * hs] * 3))
+    assert "cat" not in names
+    qn, kn, vn = (np.swapaxes(a.reshape(B, T, H, hs), 1, 2) for a in np.split(x, 3, -1))
+    dq, dk, dv = _sdpa_grads_ref(qn, kn, vn, g, is_causal=True)
+    want = np.concatenate([np.swapaxes(d, 1, 2).reshape(B, T, H * hs) for d in (dq, dk, dv)], -1)
+    tol = 2e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    # the same split with the pieces out of order: not one buffer's blocks, so one cat
+    xt2 = _t(x, getattr(nd, dtype), True)
+    a, b, c = _split_last(xt2, [H * hs] * 3)
+    got2 = run(xt2, (b, a, c))
+    assert "cat" in names
+    want2 = np.concatenate([np.swapaxes(d, 1, 2).reshape(B, T, H * hs) for d in (dk, dq, dv)], -1)
+    qn, kn, vn = (np.swapaxes(t.reshape(B, T, H, hs), 1, 2) for t in (x[..., H * hs:2 * H * hs], x[..., :H * hs],
+                                                                      x[..., 2 * H * hs:]))
+    dq, dk, dv = _sdpa_grads_ref(qn, kn, vn, g, is_causal=True)
+    want2 = np.concatenate([np.swapaxes(d, 1, 2).reshape(B, T, H * hs) for d in (dk, dq, dv)], -1)
+    np.testing.assert_allclose(got2, want2, rtol=tol, atol=tol)
+    if dtype == "float64":
+        def attn(t):
+            q, k, v = (p.reshape(1, 5, 2, 3).transpose(1, 2) for p in _split_last(t, [6, 6, 6]))
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        assert ndgrad.gradcheck(attn, (_t(rng.normal(size=(1, 5, 18)), nd.float64, True),))
+
+
 @pytest.mark.parametrize("level", ["baseline", "avx2"])
 def test_isa_variants(level):
     """The NumPy comparisons again with the float32 softmax loops capped at a lower ISA (ND_SIMD)."""
@@ -232,5 +329,6 @@ def test_isa_variants(level):
 
     env = dict(os.environ, ND_SIMD=level)
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k",
-                        "matches_numpy and float32"], env=env, capture_output=True, text=True, timeout=600)
+                        "(matches_numpy and float32) or tiles_matches_numpy"], env=env, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0 and "passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]

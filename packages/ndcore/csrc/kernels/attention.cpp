@@ -14,8 +14,22 @@
 // Q/K/V (and grad_out) may be any strided views whose last dim is contiguous: GEMMs read rows
 // through the leading dimension. For 4-D inputs (B, H, L, E) the output and the gradients are
 // laid out as (B, L, H, E) and returned as the (B, H, L, E) view, so the usual
-// `out.transpose(1, 2).reshape(B, L, H * E)` that follows is free (torch does the same).
+// `out.transpose(1, 2).reshape(B, L, H * E)` that follows is free (torch does the same). When q,
+// k and v are the column blocks of one packed projection (packed_qkv), their gradients are too.
+//
+// Note [Attention register tiles]
+// The blocks are small (64 query rows x a few hundred keys x a head dim of 64 in GPT-sized
+// models), where OpenBLAS spends much of each call packing. On AVX-512 CPUs float32 blocks run
+// the products whose right operand has rows of 64-column multiples on the 5 x 64 register tiles
+// of tile64.h instead: the scores against scale * K^T (and dP = dO V^T against V^T), K^T/V^T
+// packed once per batch entry and thread into scratch whose columns are padded to 64 with zeros
+// (the padded scores are never read); P V (forward, value width a multiple of 64) and dQ = dS K
+// (backward, head dim a multiple of 64) straight from V's and K's rows. The backward's dV and
+// dK, whose left operand is transposed, stay GEMMs, as does everything in float64.
 #include <cblas.h>
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstring>
@@ -25,6 +39,7 @@
 #include "blas_threads.h"
 #include "loops.h"
 #include "simd_dispatch.h"
+#include "tile64.h"
 #include "vecmath.h"
 
 namespace nd {
@@ -50,6 +65,7 @@ void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t 
 // scalar register per lane (a max or a float sum is not reassociated for it), with a vector type
 // it emits one vmaxps/vaddps per 16 elements in the AVX-512 variant (and 4 SSE ops in baseline).
 constexpr int kLanes = 16;
+constexpr float kExpFloor = -87.0f;  // exp(-87) ~ 1.6e-38, just above float32's smallest normal
 typedef float f32xL __attribute__((vector_size(kLanes * sizeof(float))));
 ND_VM_INLINE float lane_max(const float* x, int64_t n) {
   f32xL mv;
@@ -92,11 +108,24 @@ ND_SIMD_KERNEL(SoftmaxRowsF32, (float* __restrict s, int64_t rows, int64_t n, in
     for (int64_t k = 0; k < n; ++k) row[k] = k < lim ? row[k] : -vm::kInfF;
     const float m = lane_max(row, n);
     if (m == -vm::kInfF) {
-      for (int64_t k = 0; k < n; ++k) row[k] = 0.0f;
-      lse[r] = vm::kInfF;
+      // nothing visible, or only NaN scores (the max skips NaN): NaN spreads to the row as in
+      // torch, a row with no visible key outputs zeros
+      bool nan = false;
+      for (int64_t k = 0; k < n; ++k) nan |= row[k] != row[k];
+      for (int64_t k = 0; k < n; ++k) row[k] = nan ? vm::kNanF : 0.0f;
+      lse[r] = nan ? vm::kNanF : vm::kInfF;
       continue;
     }
-    for (int64_t k = 0; k < n; ++k) row[k] = vm::exp_f32(row[k] - m);
+    // hidden keys (-inf) and anything below e^-87 become exact zeros without going through exp:
+    // exp_f32 would scale them into denormals, and every vector holding one costs a microcode
+    // assist (most of the exp loop's time for a causal block); what is dropped is < 1e-37 of
+    // the row's largest term
+    for (int64_t k = 0; k < n; ++k) {
+      const float x = row[k] - m;
+      const bool keep = !(x <= kExpFloor);  // NaN stays, and propagates as before
+      const float e = vm::exp_f32(keep ? x : 0.0f);
+      row[k] = keep ? e : 0.0f;
+    }
     const float sum = lane_dot(row, nullptr, n);
     const float inv = 1.0f / sum;
     for (int64_t k = 0; k < n; ++k) row[k] *= inv;
@@ -113,7 +142,10 @@ ND_SIMD_KERNEL(SoftmaxGradRowsF32, (float* __restrict s, float* __restrict dp, i
     const int64_t lim = causal ? (i0 + r + 1 < n ? i0 + r + 1 : n) : n;
     const float l = lse[r], dr = d[r];
     for (int64_t j = 0; j < n; ++j) {  // whole rows, as in the forward
-      const float p = j < lim ? vm::exp_f32(row[j] - l) : 0.0f;
+      const float x = row[j] - l;  // the forward's rule for hidden keys and negligible terms
+      const bool keep = j < lim && !(x <= kExpFloor);
+      const float e = vm::exp_f32(keep ? x : 0.0f);
+      const float p = keep ? e : 0.0f;
       row[j] = p;
       drow[j] = p * (drow[j] - dr);
     }
@@ -149,9 +181,12 @@ void softmax_rows(T* s, int64_t rows, int64_t n, int64_t ld, int64_t i0, bool ca
       const int64_t lim = causal ? std::min(n, i0 + r + 1) : n;
       T m = -std::numeric_limits<T>::infinity();
       for (int64_t j = 0; j < lim; ++j) m = std::max(m, row[j]);
-      if (m == -std::numeric_limits<T>::infinity()) {
-        for (int64_t j = 0; j < n; ++j) row[j] = T(0);
-        lse[r] = std::numeric_limits<T>::infinity();
+      if (m == -std::numeric_limits<T>::infinity()) {  // as in the float32 loop
+        bool nan = false;
+        for (int64_t j = 0; j < lim; ++j) nan |= row[j] != row[j];
+        const T fill = nan ? std::numeric_limits<T>::quiet_NaN() : T(0);
+        for (int64_t j = 0; j < n; ++j) row[j] = fill;
+        lse[r] = nan ? fill : std::numeric_limits<T>::infinity();
         continue;
       }
       T sum = 0;
@@ -274,6 +309,102 @@ void scores_block(const Geo& g, int64_t b, int64_t i0, int64_t rows, int64_t n, 
     for (int64_t j = 0; j < n; ++j) scr[r * n + j] += mb[r * g.mask_si + j * g.mask_sj];
 }
 
+// ---- float32 register-tile products (Note [Attention register tiles]) ------------------------
+constexpr int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
+
+bool tiles_isa() {
+#ifdef ND_SIMD_X86
+  return simd_level() == SimdLevel::Avx512;
+#else
+  return false;
+#endif
+}
+
+// The forward's tiles need a value width that is a multiple of 64 (the P V product's columns).
+bool tiles_apply(const Geo& g) { return g.Ev > 0 && g.Ev % 64 == 0 && g.E > 0 && tiles_isa(); }
+
+#ifdef ND_SIMD_X86
+// kt (E x ldkt) = scale * K^T for keys [0, n); columns [n, ldkt) zero. One 16-key gather per
+// row of kt: a plain loop would store one float at a time with a stride of ldkt.
+ND_SIMD_TARGET_AVX512 void pack_kt(const float* k, int64_t ldk, int64_t n, int64_t E, float scale, float* kt,
+                                   int64_t ldkt) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)ldk));
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int64_t j0 = 0; j0 < ldkt; j0 += 16) {
+    const int64_t m = std::max<int64_t>(0, std::min<int64_t>(16, n - j0));
+    const __mmask16 mk = (__mmask16)((1u << m) - 1);  // keys past n: zeros, nothing read
+    const float* base = k + std::min(j0, n) * ldk;
+    for (int64_t e = 0; e < E; ++e) {
+      const __m512 col = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, base + e, 4);
+      _mm512_storeu_ps(kt + e * ldkt + j0, _mm512_mul_ps(col, sc));
+    }
+  }
+}
+
+// scr (rows x npad, ld npad) = Q_blk (rows x E) @ kt (E x npad).
+ND_SIMD_TARGET_AVX512 void scores_tiles(int64_t rows, int64_t npad, int64_t E, const float* q, int64_t ldq,
+                                        const float* kt, int64_t ldkt, float* scr) {
+  for (int64_t j0 = 0; j0 < npad; j0 += 64) tile64::rows<false>(rows, E, q, ldq, kt + j0, ldkt, scr + j0, npad);
+}
+
+// out (rows x Ev, ld ldo) = P (rows x n, ld ldp) @ V (n x Ev, ld ldv).
+ND_SIMD_TARGET_AVX512 void pv_tiles(int64_t rows, int64_t n, int64_t Ev, const float* p, int64_t ldp, const float* v,
+                                    int64_t ldv, float* out, int64_t ldo) {
+  for (int64_t c = 0; c < Ev; c += 64) tile64::rows<false>(rows, n, p, ldp, v + c, ldv, out + c, ldo);
+}
+
+// The forward of one block with the register tiles; kt holds scale * K^T of the block's batch entry.
+void forward_block_tiles(const Geo& g, int64_t b, int64_t i0, int64_t rows, int64_t n, const float* q, int64_t ldq,
+                         const float* kt, int64_t ldkt, const float* v, int64_t ldv, const float* mask, bool causal,
+                         float* scr, float* orow, int64_t ldo, float* lrow) {
+  const int64_t npad = round64(n);
+  scores_tiles(rows, npad, g.E, q + g.qo[(size_t)b] + i0 * ldq, ldq, kt, ldkt, scr);
+  if (mask) {
+    const float* mb = mask + g.mo[(size_t)b] + i0 * g.mask_si;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < n; ++j) scr[r * npad + j] += mb[r * g.mask_si + j * g.mask_sj];
+  }
+  softmax_rows<float>(scr, rows, n, npad, i0, causal, lrow);
+  pv_tiles(rows, n, g.Ev, scr, npad, v + g.vo[(size_t)b], ldv, orow, ldo);
+}
+
+// dq (rows x E, ld ldq) = scale * dS (rows x n, ld lds) @ K (n x E, ld ldk); E a multiple of 64.
+ND_SIMD_TARGET_AVX512 void dq_tiles(int64_t rows, int64_t n, int64_t E, const float* ds, int64_t lds, const float* k,
+                                    int64_t ldk, float scale, float* dq, int64_t ldq) {
+  for (int64_t c = 0; c < E; c += 64) tile64::rows<false>(rows, n, ds, lds, k + c, ldk, dq + c, ldq);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t e = 0; e < E; ++e) dq[r * ldq + e] *= scale;
+}
+
+// The backward of one block with the register tiles for the scores, dP = dO V^T and dQ (the
+// two transposed-A products, dV and dK, stay GEMMs); kt/vt hold scale * K^T and V^T of the
+// block's batch entry, d the rows' sum(dO * O).
+struct BwdTiles {
+  const float *q, *k, *kt, *vt, *mask;
+  int64_t ldq, ldk, ldkt;
+  bool causal;
+  float scale;
+};
+void backward_block_tiles(const Geo& g, const BwdTiles& a, int64_t b, int64_t i0, int64_t rows, int64_t n,
+                          const float* gob, int64_t ldgo, const float* lse, const float* d, float* p, float* dp,
+                          float* gqb, int64_t ldgq, float* gkb, int64_t ldgk, float* gvb, int64_t ldgv) {
+  const int64_t npad = round64(n);
+  const float* qb = a.q + g.qo[(size_t)b] + i0 * a.ldq;
+  scores_tiles(rows, npad, g.E, qb, a.ldq, a.kt, a.ldkt, p);
+  if (a.mask) {
+    const float* mb = a.mask + g.mo[(size_t)b] + i0 * g.mask_si;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < n; ++j) p[r * npad + j] += mb[r * g.mask_si + j * g.mask_sj];
+  }
+  scores_tiles(rows, npad, g.Ev, gob, ldgo, a.vt, a.ldkt, dp);
+  softmax_grad_rows<float>(p, dp, rows, n, npad, i0, a.causal, lse, d);
+  gemm(CblasTrans, CblasNoTrans, n, g.Ev, rows, 1.0f, p, npad, gob, ldgo, 1.0f, gvb, ldgv);
+  dq_tiles(rows, n, g.E, dp, npad, a.k + g.ko[(size_t)b], a.ldk, a.scale, gqb, ldgq);
+  gemm(CblasTrans, CblasNoTrans, n, g.E, rows, a.scale, dp, npad, qb, a.ldq, 1.0f, gkb, ldgk);
+}
+#endif
+
 template <typename T>
 void attention_forward(const Geo& g, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                        bool causal, double scale, Tensor& out, Tensor& lse) {
@@ -284,8 +415,12 @@ void attention_forward(const Geo& g, const Tensor& q, const Tensor& k, const Ten
   T *od = out.data<T>(), *ld = lse.data<T>();
   const int64_t nqb = (g.L + kQueryBlock - 1) / kQueryBlock;
   SingleThreadBlas one_thread;
+  // the gather in pack_kt takes 32-bit offsets
+  [[maybe_unused]] const bool tiles = std::is_same_v<T, float> && tiles_apply(g) && ldk < (int64_t(1) << 26);
+  [[maybe_unused]] const int64_t ldkt = round64(g.S);
   parallel_for(g.nb * nqb, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<T> scr;
+    std::vector<T> scr, kt;
+    [[maybe_unused]] int64_t kt_b = -1;  // the batch entry whose K^T is in kt (a thread's tasks are contiguous)
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / nqb, i0 = (t % nqb) * kQueryBlock, rows = std::min(kQueryBlock, g.L - i0);
       // keys past the block's last query are invisible to all its rows under causal masking
@@ -299,6 +434,21 @@ void attention_forward(const Geo& g, const Tensor& q, const Tensor& k, const Ten
         }
         continue;
       }
+#ifdef ND_SIMD_X86
+      if constexpr (std::is_same_v<T, float>) {
+        if (tiles) {
+          if (kt_b != b) {
+            kt.resize((size_t)(g.E * ldkt));
+            pack_kt(kd + g.ko[(size_t)b], ldk, g.S, g.E, float(scale), kt.data(), ldkt);
+            kt_b = b;
+          }
+          scr.resize((size_t)(rows * round64(n)));
+          forward_block_tiles(g, b, i0, rows, n, qd, ldq, kt.data(), ldkt, vd, ldv, md, causal, scr.data(), orow, ldo,
+                              lrow);
+          continue;
+        }
+      }
+#endif
       scr.resize((size_t)(rows * n));
       scores_block<T>(g, b, i0, rows, n, qd, ldq, kd, ldk, md, T(scale), scr.data());
       softmax_rows<T>(scr.data(), rows, n, n, i0, causal, lrow);
@@ -320,14 +470,28 @@ void attention_backward(const Geo& g, const Tensor& go, const Tensor& q, const T
                              gko = offsets_of(g, gk), gvo = offsets_of(g, gv);
   T *gqd = gq.data<T>(), *gkd = gk.data<T>(), *gvd = gv.data<T>();
   SingleThreadBlas one_thread;
+  // register tiles (Note [Attention register tiles]) for a head dim that is a multiple of 64
+  [[maybe_unused]] const bool tiles = std::is_same_v<T, float> && g.E % 64 == 0 && g.E > 0 && g.Ev > 0 &&
+                                      tiles_isa() && ldk < (int64_t(1) << 26) && ldv < (int64_t(1) << 26);
+  [[maybe_unused]] const int64_t ldkt = round64(g.S);
   parallel_for(g.nb, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<T> p, dp, d;
+    std::vector<T> p, dp, d, kt, vt;
     for (int64_t b = b0; b < b1; ++b) {
       T *gkb = gkd + gko[(size_t)b], *gvb = gvd + gvo[(size_t)b];
       for (int64_t j = 0; j < g.S; ++j) {
         std::fill(gkb + j * ldgk, gkb + j * ldgk + g.E, T(0));
         std::fill(gvb + j * ldgv, gvb + j * ldgv + g.Ev, T(0));
       }
+#ifdef ND_SIMD_X86
+      if constexpr (std::is_same_v<T, float>) {
+        if (tiles) {
+          kt.resize((size_t)(g.E * ldkt));
+          vt.resize((size_t)(g.Ev * ldkt));
+          pack_kt(kd + g.ko[(size_t)b], ldk, g.S, g.E, float(scale), kt.data(), ldkt);
+          pack_kt(vd + g.vo[(size_t)b], ldv, g.S, g.Ev, 1.0f, vt.data(), ldkt);
+        }
+      }
+#endif
       for (int64_t i0 = 0; i0 < g.L; i0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, g.L - i0);
         const int64_t n = causal ? std::min(g.S, i0 + rows) : g.S;
@@ -338,6 +502,20 @@ void attention_backward(const Geo& g, const Tensor& go, const Tensor& q, const T
         }
         const T* gob = gd + goo[(size_t)b] + i0 * ldgo;
         const T* ob = od + oo[(size_t)b] + i0 * ldo;
+#ifdef ND_SIMD_X86
+        if constexpr (std::is_same_v<T, float>) {
+          if (tiles) {
+            p.resize((size_t)(rows * round64(n)));
+            dp.resize((size_t)(rows * round64(n)));
+            d.resize((size_t)rows);
+            row_dots<T>(gob, ldgo, ob, ldo, rows, g.Ev, d.data());
+            const BwdTiles ta{qd, kd, kt.data(), vt.data(), md, ldq, ldk, ldkt, causal, float(scale)};
+            backward_block_tiles(g, ta, b, i0, rows, n, gob, ldgo, ld + b * g.L + i0, d.data(), p.data(), dp.data(),
+                                 gqb, ldgq, gkb, ldgk, gvb, ldgv);
+            continue;
+          }
+        }
+#endif
         p.resize((size_t)(rows * n));
         dp.resize((size_t)(rows * n));
         d.resize((size_t)rows);
@@ -353,6 +531,17 @@ void attention_backward(const Geo& g, const Tensor& go, const Tensor& q, const T
       }
     }
   });
+}
+
+// Whether q, k and v are the three column blocks of one packed (B, L, 3, H, E) tensor: the views
+// `qkv.split(H * E, -1)` -> `.reshape(B, L, H, E).transpose(1, 2)` of GPT-style attention.
+bool packed_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (q.dim() != 4 || k.sizes() != q.sizes() || v.sizes() != q.sizes() || k.strides() != q.strides() ||
+      v.strides() != q.strides() || &k.storage() != &q.storage() || &v.storage() != &q.storage())
+    return false;
+  const int64_t H = q.size(1), L = q.size(2), E = q.size(3), D = H * E;
+  const Shape want{L * 3 * D, E, 3 * D, 1};
+  return q.strides() == want && k.offset() == q.offset() + D && v.offset() == q.offset() + 2 * D;
 }
 
 }  // namespace
@@ -396,8 +585,20 @@ void k_fused_attention_backward(Call& c) {
                      " and logsumexp with " + std::to_string(g.nb * g.L) + " elements, all of dtype " +
                      dtype_name(q.dtype()) + "; got " + shape_str(go.sizes()) + ", " + shape_str(out.sizes()) + ", " +
                      shape_str(lse.sizes()));
-  Tensor gq = attention_layout(g, g.L, g.E, q.dtype()), gk = attention_layout(g, g.S, g.E, q.dtype()),
-         gv = attention_layout(g, g.S, g.Ev, q.dtype());
+  Tensor gq, gk, gv;
+  if (packed_qkv(q, k, v)) {
+    // the gradients are the same column blocks of one (B, L, 3, H, E) buffer, so the split's
+    // backward (ndnn's _SplitLast) hands that buffer on instead of concatenating three
+    const int64_t B = q.size(0), H = q.size(1), L = q.size(2), E = q.size(3);
+    const Tensor phys = empty_tensor({B, L, 3, H, E}, q.dtype());
+    gq = phys.view_of(q.sizes(), q.strides(), phys.offset());
+    gk = phys.view_of(q.sizes(), q.strides(), phys.offset() + H * E);
+    gv = phys.view_of(q.sizes(), q.strides(), phys.offset() + 2 * H * E);
+  } else {
+    gq = attention_layout(g, g.L, g.E, q.dtype());
+    gk = attention_layout(g, g.S, g.E, q.dtype());
+    gv = attention_layout(g, g.S, g.Ev, q.dtype());
+  }
   if (g.nb) {
     if (q.dtype() == DType::Float32) attention_backward<float>(g, go, q, k, v, mask, out, lse, causal, scale, gq, gk, gv);
     else attention_backward<double>(g, go, q, k, v, mask, out, lse, causal, scale, gq, gk, gv);

@@ -28,15 +28,38 @@ def _causal_keep(L, S, device):
 
 class _SplitLast(ndgrad.Function):
     """``x.split(sizes, -1)`` whose backward is one cat of the pieces' gradients; through the
-    slice views each piece's gradient would be a zero-filled full-size tensor, then summed."""
+    slice views each piece's gradient would be a zero-filled full-size tensor, then summed.
+    When the gradients already are the column blocks of one buffer (the fused attention backward
+    writes q/k/v gradients so), that buffer is the gradient and nothing is copied."""
 
     @staticmethod
     def forward(ctx, x, sizes):
+        ctx.shape, ctx.sizes = tuple(x.shape), list(sizes)
         return tuple(x.split(sizes, -1))
 
     @staticmethod
     def backward(ctx, *grads):
-        return nd.cat(list(grads), -1), None
+        whole = _packed_whole(grads, ctx.shape, ctx.sizes)
+        return (nd.cat(list(grads), -1) if whole is None else whole), None
+
+
+def _packed_whole(grads, shape, sizes):
+    """The tensor of ``shape`` whose ``split(sizes, -1)`` pieces are exactly ``grads`` (same memory,
+    shapes and strides) when they fill one contiguous buffer from its start; None otherwise."""
+    g0 = grads[0]
+    if g0 is None or g0.requires_grad or g0.storage_offset() != 0 or \
+            g0._storage_nbytes() != math.prod(shape) * g0.element_size():
+        return None
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    whole = g0.as_strided(shape, tuple(reversed(strides)), 0)
+    for g, piece in zip(grads, whole.split(sizes, -1)):
+        if g is None or g.requires_grad or g.dtype != g0.dtype or g.data_ptr() != piece.data_ptr() or \
+                g.shape != piece.shape or g.stride() != piece.stride():
+            return None
+    return whole
 
 
 def _split_last(x, sizes):
