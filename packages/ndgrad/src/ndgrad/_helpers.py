@@ -30,7 +30,11 @@ def _sum_to(g, shape):
     if tuple(g.shape) == shape:
         return g
     lead = g.dim() - len(shape)
-    dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
+    inner = [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
+    if not inner and lead:
+        # a fresh tensor, not a reshaped view: AccumulateGrad can keep it as .grad (bias grads)
+        return g.sum(list(range(lead)))
+    dims = list(range(lead)) + inner
     if dims:
         g = g.sum(dims, keepdim=True)
     return g.reshape(shape)
