@@ -117,6 +117,10 @@ CASES = [
     ("chan48", (3, 8, 9, 9), (48, 8, 3, 3), 2, 0, 1, 1),  # float32: 48 is not 2 vectors: GEMM
     ("chan_groups", (4, 16, 9, 9), (64, 8, 3, 3), 2, 1, 1, 2),
     ("chan96_dil", (2, 8, 12, 12), (96, 8, 3, 3), 1, 2, 2, 1),
+    # ... but under 100 positions per sample with >= 256 positions in the batch, im2col + GEMM
+    ("chan_l100", (3, 8, 19, 19), (32, 8, 3, 3), 2, 1, 1, 1),  # 10x10 positions: lanes
+    ("chan_l81_gemm", (4, 8, 17, 17), (32, 8, 3, 3), 2, 1, 1, 1),  # 9x9, 324 in the batch: GEMM
+    ("chan_l81_n3", (3, 8, 17, 17), (32, 8, 3, 3), 2, 1, 1, 1),  # 9x9, 243 in the batch: lanes
 ]
 IDS = [c[0] for c in CASES]
 

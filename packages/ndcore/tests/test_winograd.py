@@ -1,5 +1,7 @@
 """Winograd F(2x2, 3x3) convolution (csrc/kernels/winograd.cpp): the float32 3x3 stride-1 path of
-conv2d and of its input gradient, against float64 NumPy references (and torch for autograd).
+conv2d and of its input and weight gradients, against float64 NumPy references (and torch for
+autograd), and the cache of transformed weights (in-place and NumPy-view writes, weights of one
+shape, freed weights, threads).
 Shapes cover tile edges (odd/even sizes 1..9), padding 0..3, N=1 and N>1, channel and tile counts
 around the thresholds below which the kernel declines (im2col then runs), both input-transform
 paths (narrow images via a padded copy, wide ones in place), one and two threads, blocks split
@@ -204,12 +206,14 @@ _ISA_CHILD = r"""
 import json, sys
 import numpy as np
 sys.path.insert(0, {here!r})
-from test_winograd import _bwd, _data, _fwd, _rng, conv_ref, grad_input_ref
+from test_winograd import _bwd, _bwd_w, _data, _fwd, _rng, conv_ref, grad_input_ref, grad_weight_ref
 x, wt, b = _data(("isa",), 2, 64, 72, 9, 10)
 gy = _rng("isa-gy").standard_normal((2, 72, 9, 10)).astype(np.float32)
 ef = float(np.abs(_fwd(x, wt, b, 1) - conv_ref(x, wt, b, 1)).max())
 eb = float(np.abs(_bwd(gy, x, wt, 1) - grad_input_ref(gy, wt, 1, (9, 10))).max())
-print(json.dumps([ef, eb]))
+gw = grad_weight_ref(gy, x, 1)
+ew = float(np.abs(_bwd_w(gy, x, wt, 1) - gw).max() / (1 + np.abs(gw).max()))
+print(json.dumps([ef, eb, ew]))
 """
 
 
@@ -220,5 +224,160 @@ def test_every_isa_variant_of_the_transforms(level):
     proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, ND_SIMD=level), capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
-    ef, eb = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert ef < 2e-5 and eb < 2e-5, (ef, eb)
+    ef, eb, ew = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ef < 2e-5 and eb < 2e-5 and ew < 1e-5, (ef, eb, ew)
+
+
+# ---- weight gradient (Note [Winograd weight gradient]) -----------------------------------------
+
+def grad_weight_ref(gy, x, padding):
+    """Float64 weight gradient of conv_ref: per tap, gy against the matching slice of padded x."""
+    p = padding
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (p, p), (p, p)])
+    oh, ow = gy.shape[2:]
+    gw = np.zeros((gy.shape[1], x.shape[1], 3, 3))
+    for kh, kw in itertools.product(range(3), range(3)):
+        gw[:, :, kh, kw] = np.einsum("nohw,nchw->oc", gy.astype(np.float64), xp[:, :, kh:kh + oh, kw:kw + ow])
+    return gw
+
+
+def _bwd_w(gy, x, w, p):
+    return nd.convolution_backward(nd.tensor(gy), nd.tensor(x), nd.tensor(w), [1, 1], [p, p], [1, 1], False, [0, 0], 1,
+                                   [0, 1, 0])[1].numpy()
+
+
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_backward_weight_matches_float64(case, threads):
+    n, c, o, h, w, p = case
+    x, wt, _ = _data(("bwdw",) + case, n, c, o, h, w)
+    oh, ow = h + 2 * p - 2, w + 2 * p - 2
+    if oh < 1 or ow < 1:
+        pytest.skip("empty output")
+    gy = _rng("gyw", *case).standard_normal((n, o, oh, ow)).astype(np.float32)
+    want = grad_weight_ref(gy, x, p)
+    np.testing.assert_allclose(_bwd_w(gy, x, wt, p), want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max()))
+
+
+@pytest.mark.parametrize("n,c,s", RESNET_LAYERS, ids=lambda v: str(v))
+def test_backward_weight_accuracy_vs_im2col(n, c, s):
+    x, wt, _ = _data(("resnet-w", c, s), n, c, c, s, s)
+    gy = _rng("resnet-gyw", c, s).standard_normal((n, c, s, s)).astype(np.float32)
+    ref = grad_weight_ref(gy, x, 1)
+    # im2col's weight gradient is gy (C x positions) @ cols^T in float32
+    win = np.lib.stride_tricks.sliding_window_view(np.pad(x, [(0, 0), (0, 0), (1, 1), (1, 1)]), (3, 3), axis=(2, 3))
+    cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3).reshape(c * 9, -1))
+    g2 = np.ascontiguousarray(gy.transpose(1, 0, 2, 3).reshape(c, -1))
+    err_im2col = np.abs((g2 @ cols.T).reshape(ref.shape) - ref).max()
+    err_nd = np.abs(_bwd_w(gy, x, wt, 1) - ref).max()
+    assert err_nd <= 4 * err_im2col, (err_nd, err_im2col)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_backward_weight_non_finite_gives_direct_conv_semantics(value):
+    x, wt, _ = _data(("nonfinite-w", str(value)), 2, 64, 64, 8, 9)
+    x[1, 2, 3, 4] = value
+    gy = _rng("gy-nonfinite-w").standard_normal((2, 64, 8, 9)).astype(np.float32)
+    got, want = _bwd_w(gy, x, wt, 1), grad_weight_ref(gy, x, 1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-5, atol=1e-4)
+
+
+# ---- the transformed-weight cache (Note [Transformed weight cache]) ----------------------------
+
+CACHE_SHAPE = (2, 64, 64, 8, 8)  # N, Cin, Cout, H, W: taken by the kernel
+
+
+def _check_fwd(x, w_nd, p=1):
+    got = nd.conv2d(nd.tensor(x), w_nd, None, 1, p).numpy()
+    np.testing.assert_allclose(got, conv_ref(x, w_nd.numpy(), None, p), rtol=1e-5, atol=2e-5)
+
+
+def _check_bwd(gy, x, w_nd, p=1):
+    got = nd.convolution_backward(nd.tensor(gy), nd.tensor(x), w_nd, [1, 1], [p, p], [1, 1], False, [0, 0], 1,
+                                  [1, 0, 0])[0].numpy()
+    np.testing.assert_allclose(got, grad_input_ref(gy, w_nd.numpy(), p, x.shape[2:]), rtol=1e-5, atol=2e-5)
+
+
+def test_cache_sees_in_place_updates(threads):
+    x, wt, _ = _data(("cache-inplace",), *CACHE_SHAPE)
+    gy = _rng("cache-gy").standard_normal((2, 64, 8, 8)).astype(np.float32)
+    w = nd.tensor(wt)
+    _check_fwd(x, w)
+    _check_bwd(gy, x, w)  # the input gradient reads the forward's cached transform
+    w.mul_(-0.5)  # bumps the version: the cached transform is stale
+    _check_fwd(x, w)
+    _check_bwd(gy, x, w)
+    w[3, 7, 1, 2] = 4.0  # one element, through indexing
+    _check_fwd(x, w)
+    _check_bwd(gy, x, w)
+
+
+def test_cache_sees_writes_through_a_numpy_view():
+    # A NumPy view shares the storage and bypasses the version counter: the fingerprint catches it.
+    x, wt, _ = _data(("cache-numpy",), *CACHE_SHAPE)
+    w = nd.tensor(wt)
+    _check_fwd(x, w)
+    view = w.numpy()
+    view[10, 20, 0, 0] += 1.0
+    _check_fwd(x, w)
+    view[:] = -view
+    _check_fwd(x, w)
+
+
+def test_cache_keeps_weights_of_the_same_shape_apart():
+    x, wa, _ = _data(("cache-a",), *CACHE_SHAPE)
+    _, wb, _ = _data(("cache-b",), *CACHE_SHAPE)
+    a, b = nd.tensor(wa), nd.tensor(wb)
+    for w in (a, b, a, b):
+        _check_fwd(x, w)
+    # two weights in one storage, at different offsets
+    both = nd.tensor(np.stack([wa, wb]))
+    _check_fwd(x, both[0])
+    _check_fwd(x, both[1])
+    _check_fwd(x, both[0])
+
+
+def test_cache_never_serves_a_freed_weight():
+    # A new weight may get a freed one's address (and version 0): the entry must not match it.
+    x, _, _ = _data(("cache-freed",), *CACHE_SHAPE)
+    for i in range(6):
+        _, wt, _ = _data(("cache-freed", i), *CACHE_SHAPE)
+        w = nd.tensor(wt)
+        _check_fwd(x, w)
+        del w
+
+
+def test_cache_is_thread_safe():
+    import threading
+    x, _, _ = _data(("cache-threads",), *CACHE_SHAPE)
+    weights = [nd.tensor(_data(("cache-threads", i), *CACHE_SHAPE)[1]) for i in range(4)]
+    want = [conv_ref(x, w.numpy(), None, 1) for w in weights]
+    errors = []
+
+    def work(k):
+        try:
+            for r in range(6):
+                i = (k + r) % len(weights)
+                got = nd.conv2d(nd.tensor(x), weights[i], None, 1, 1).numpy()
+                np.testing.assert_allclose(got, want[i], rtol=1e-5, atol=2e-5)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_float64_gradcheck_is_unaffected():
+    # float64 never takes the Winograd path; its gradients stay exact to gradcheck's tolerance
+    ndgrad = pytest.importorskip("ndgrad")
+    F = pytest.importorskip("ndnn.functional")
+    r = _rng("gradcheck")
+    x = nd.tensor(r.standard_normal((1, 2, 5, 5))).requires_grad_()
+    w = nd.tensor(r.standard_normal((3, 2, 3, 3))).requires_grad_()
+    assert ndgrad.gradcheck(lambda a, b: F.conv2d(a, b, None, 1, 1), (x, w))

@@ -128,10 +128,49 @@ struct Chunk {
 };
 
 // Per-thread scratch: the column buffer, a gathered/ungathered copy of small rows, and a private
-// grad_weight accumulator.
+// grad_weight accumulator (valid once has_dw is set).
 template <typename T>
 struct Work {
   std::vector<T> col, tmp, dw;
+  bool has_dw = false;
+};
+
+// Grows a scratch vector, never shrinking it (shrinking and growing again would zero-fill).
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
+  if ((int64_t)v.size() < n) v.resize(n);
+}
+
+// A thread's Work, kept between calls: fresh column buffers (megabytes) come from mmap and
+// page-faulted on every call (~4% of a 7x7 stem conv's weight gradient). A nested use on the same
+// thread gets a private one; buffers over kKeepBytes are released after the call.
+template <typename T>
+class KeptWork {
+ public:
+  KeptWork() : nested_(in_use()) {
+    if (!nested_) in_use() = true;
+    work().has_dw = false;
+  }
+  ~KeptWork() {
+    Work<T>& w = work();
+    for (auto* v : {&w.col, &w.tmp, &w.dw})
+      if ((int64_t)(v->capacity() * sizeof(T)) > kKeepBytes) std::vector<T>().swap(*v);
+    if (!nested_) in_use() = false;
+  }
+  Work<T>& work() { return nested_ ? own_ : kept(); }
+
+ private:
+  static constexpr int64_t kKeepBytes = 32 << 20;
+  static Work<T>& kept() {
+    thread_local Work<T> w;
+    return w;
+  }
+  static bool& in_use() {
+    thread_local bool u = false;
+    return u;
+  }
+  bool nested_;
+  Work<T> own_;
 };
 
 // Runs fn(chunk, work) over all chunks. With several threads and enough independent groups
@@ -160,13 +199,15 @@ void run_chunks(const Shapes& sh, const Geo& g, bool pointwise, F&& fn, D&& done
   if (threads > 1 && ng >= threads) {
     SingleThreadBlas single;
     parallel_for(ng, 1, [&](int64_t g0, int64_t g1) {
-      Work<T> w;
+      KeptWork<T> kw;
+      Work<T>& w = kw.work();
       for (int64_t i = g0; i < g1; ++i)
         for (const Chunk& ch : groups[i]) fn(ch, w);
       done(w);
     });
   } else {
-    Work<T> w;
+    KeptWork<T> kw;
+    Work<T>& w = kw.work();
     for (auto& grp : groups)
       for (const Chunk& ch : grp) fn(ch, w);
     done(w);
@@ -209,7 +250,7 @@ const T* small_rows(const T* small, const Shapes& sh, const Geo& g, int64_t grp,
     return small + (ch.n0 * sh.Cs + grp * Csg) * L + ch.l0;
   }
   ld = ch.cols();
-  tmp.resize(Csg * ld);
+  grow(tmp, Csg * ld);
   parallel_for(Csg * ch.nb, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       int64_t o = r / ch.nb, b = r % ch.nb;
@@ -247,7 +288,7 @@ void conv_a(const T* big, const T* w, const T* bias, T* small, const Shapes& sh,
     for (int64_t o = 0; o < rows; ++o) std::fill(dst + o * ld, dst + o * ld + cols, bias ? bias[ch0 + o] : T(0));
   };
   run_chunks<T>(sh, g, pw, [&](const Chunk& ch, Work<T>& wk) {
-    if (!pw) wk.col.resize(CK * ch.cols());
+    if (!pw) grow(wk.col, CK * ch.cols());
     for (int64_t grp = 0; grp < sh.G; ++grp) {
       const T* wg = w + grp * Csg * CK;
       const T* cols = pw ? big + (ch.n0 * sh.Cb + grp * Cbg) * I : wk.col.data();
@@ -258,7 +299,7 @@ void conv_a(const T* big, const T* w, const T* bias, T* small, const Shapes& sh,
         gemm<T>(false, false, Csg, ch.lc, CK, 1, wg, CK, cols, pw ? I : ch.cols(), bias ? 1 : 0, out, L);
         continue;
       }
-      wk.tmp.resize(Csg * ch.cols());
+      grow(wk.tmp, Csg * ch.cols());
       gemm<T>(false, false, Csg, ch.cols(), CK, 1, wg, CK, cols, ch.cols(), 0, wk.tmp.data(), ch.cols());
       parallel_for(Csg * ch.nb, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
@@ -307,7 +348,7 @@ void conv_b(const T* small, const T* w, T* big, const Shapes& sh, const Geo& g) 
         gemm<T>(true, false, Cbg, L, Csg, 1, wg, CK, small + (ch.n0 * sh.Cs + grp * Csg) * L, L, 0, big + (ch.n0 * sh.Cb + grp * Cbg) * I, I);
         continue;
       }
-      wk.col.resize(CK * ch.cols());
+      grow(wk.col, CK * ch.cols());
       int64_t lds;
       const T* s = small_rows(small, sh, g, grp, ch, wk.tmp, lds);
       gemm<T>(true, false, CK, ch.cols(), Csg, 1, wg, CK, s, lds, 0, wk.col.data(), ch.cols());
@@ -357,21 +398,24 @@ void conv_c(const T* small, const T* big, T* dw, const Shapes& sh, const Geo& g)
   std::fill(dw, dw + sh.Cs * CK, T(0));
   std::mutex mu;
   run_chunks<T>(sh, g, pw, [&](const Chunk& ch, Work<T>& wk) {
-    if (wk.dw.empty()) wk.dw.assign(sh.Cs * CK, T(0));
+    if (!wk.has_dw) {
+      wk.dw.assign(sh.Cs * CK, T(0));
+      wk.has_dw = true;
+    }
     for (int64_t grp = 0; grp < sh.G; ++grp) {
       T* dwg = wk.dw.data() + grp * Csg * CK;
       if (pw) {
         gemm<T>(false, true, Csg, Cbg, L, 1, small + (ch.n0 * sh.Cs + grp * Csg) * L, L, big + (ch.n0 * sh.Cb + grp * Cbg) * I, I, 1, dwg, CK);
         continue;
       }
-      wk.col.resize(CK * ch.cols());
+      grow(wk.col, CK * ch.cols());
       fill_cols(big, sh, g, grp, ch, wk.col.data());
       int64_t lds;
       const T* s = small_rows(small, sh, g, grp, ch, wk.tmp, lds);
       gemm<T>(false, true, Csg, CK, ch.cols(), 1, s, lds, wk.col.data(), ch.cols(), 1, dwg, CK);
     }
   }, [&](Work<T>& wk) {
-    if (wk.dw.empty()) return;
+    if (!wk.has_dw) return;
     std::lock_guard<std::mutex> lock(mu);
     for (int64_t i = 0; i < sh.Cs * CK; ++i) dw[i] += wk.dw[i];
   });
@@ -547,6 +591,12 @@ bool winograd_shape(const ConvArgs& r) {
          g.d[1] == 1 && g.d[2] == 1;
 }
 
+// The weight tensor as winograd's cache key when the kernel reads its storage directly (a
+// converted or compacted copy is new on every call, so caching it would only evict others).
+const Tensor* weight_key(const Tensor& weight, const Tensor& w) {
+  return w.impl() == weight.impl() ? &weight : nullptr;
+}
+
 }  // namespace
 
 void k_convolution(Call& c) {
@@ -566,7 +616,8 @@ void k_convolution(Call& c) {
           if constexpr (std::is_same_v<scalar_t, float>) {
             const Geo& g = r.g;
             if (winograd_shape(r) && winograd::conv3x3_forward(x.data<float>(), w.data<float>(), bp, out.data<float>(), N, C,
-                                                               Cout, g.in[1], g.in[2], g.p[1], g.p[2], g.out[1], g.out[2]))
+                                                               Cout, g.in[1], g.in[2], g.p[1], g.p[2], g.out[1], g.out[2],
+                                                               weight_key(weight, w)))
               return;
           }
           conv_a<scalar_t>(x.data<scalar_t>(), w.data<scalar_t>(), bp, out.data<scalar_t>(), {N, C, Cout, r.groups}, r.g);
@@ -627,7 +678,7 @@ void k_convolution_backward(Call& c) {
             const Geo& g = r.g;
             done = !empty && winograd_shape(r) &&
                    winograd::conv3x3_backward_input(gp, wp, gi.data<float>(), N, C, Cout, g.in[1], g.in[2], g.p[1], g.p[2],
-                                                    g.out[1], g.out[2]);
+                                                    g.out[1], g.out[2], weight_key(weight, w));
           }
           if (done) {
           } else if (empty) {
@@ -637,8 +688,19 @@ void k_convolution_backward(Call& c) {
           }
         }
         if (gw.defined()) {
-          if (empty) std::memset(gw.data_ptr(), 0, gw.numel() * sizeof(T));
-          else conv_c<T>(gp, xp, gw.data<T>(), sh, r.g);
+          bool done = false;
+          if constexpr (std::is_same_v<T, float>) {
+            const Geo& g = r.g;
+            done = !empty && winograd_shape(r) &&
+                   winograd::conv3x3_backward_weight(gp, xp, gw.data<float>(), N, C, Cout, g.in[1], g.in[2], g.p[1],
+                                                     g.p[2], g.out[1], g.out[2]);
+          }
+          if (done) {
+          } else if (empty) {
+            std::memset(gw.data_ptr(), 0, gw.numel() * sizeof(T));
+          } else {
+            conv_c<T>(gp, xp, gw.data<T>(), sh, r.g);
+          }
         }
       } else {
         Shapes sh{N, Cout, C, r.groups};  // big = grad_output, small = input

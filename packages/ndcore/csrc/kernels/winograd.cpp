@@ -4,8 +4,10 @@
 // a*a products per (output channel, input channel, tile) replace 9*m*m multiply-adds. Summed over
 // input channels, each of the a*a "elements" is one GEMM:
 //   M_e (Cout x tiles) = U_e (Cout x Cin) @ V_e (Cin x tiles)
-// with U = G g G^T (weights, transformed once per call) and V = B^T d B (input tiles). The
-// tiles are processed in blocks (V and M in L2 for narrow layers); each worker of our pool
+// with U = G g G^T (weights, transformed once per weight: Note [Transformed weight cache]) and
+// V = B^T d B (input tiles). The input gradient reuses U (Note [One U for both passes]); the
+// weight gradient runs the adjoint (Note [Winograd weight gradient]). The tiles are processed in
+// blocks (V and M in L2 for narrow layers); each worker of our pool
 // transforms a block, runs the a*a GEMMs (single-threaded OpenBLAS) and writes the output
 // transform (+bias) into NCHW. Tiles past the output's edge read zeros; their extra outputs are
 // dropped. F(2x2, 3x3) (m = 2) does 16 products per 4 outputs where direct conv does 36.
@@ -26,6 +28,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "blas_threads.h"
 #include "parallel.h"
@@ -53,6 +57,18 @@ struct F2 {
   static inline void at(const float* s, float* o) {  // A^T s
     o[0] = s[0] + s[1] + s[2];
     o[1] = s[1] - s[2] - s[3];
+  }
+  static inline void a_(const float* y, float* s) {  // A y: the adjoint of at
+    s[0] = y[0];
+    s[1] = y[0] + y[1];
+    s[2] = y[0] - y[1];
+    s[3] = -y[1];
+  }
+  static inline void gt(const float* u, float* w) {  // G^T u: the adjoint of g
+    float h = 0.5f * (u[1] + u[2]);
+    w[0] = u[0] + h;
+    w[1] = 0.5f * (u[1] - u[2]);
+    w[2] = h + u[3];
   }
 };
 
@@ -259,7 +275,7 @@ ND_SIMD_KERNEL(WeightTransform, (const float* w, int64_t o0, int64_t o1, int64_t
 // over kKeepFloats are allocated per call. The caller's slots (U, the padded input) differ from
 // the workers' (weight taps, V, M, scratch) because the calling thread also runs a share of the
 // work.
-enum Slot { kSlotU, kSlotPadded, kSlotWeightTaps, kSlotV, kSlotM, kSlotScratch, kSlots };
+enum Slot { kSlotU, kSlotPadded, kSlotWeightTaps, kSlotV, kSlotM, kSlotScratch, kSlotDU, kSlotDUSum, kSlots };
 constexpr int64_t kKeepFloats = 8 << 20;  // 32 MB
 
 class Buffer {
@@ -288,36 +304,18 @@ class Buffer {
 constexpr int64_t kBlockBytes = 1 << 20;  // per worker, for one block's V and M (half of L2)
 constexpr int64_t kMinTiles = 128;        // GEMM columns below which packing U_e dominates
 
+// The input side of a run: images under 16 tiles wide are copied once, zero-padded (see
+// InputTransformPadded); transform() writes V for a block of tiles either way.
 template <typename F>
-bool run(const Problem& p, const float* w, int64_t so, int64_t si, int64_t sh, int64_t sw) {
-  constexpr int64_t E = F::a * F::a;
-  int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
-  // Element strides are padded off powers of two: the transforms walk E streams at once, which
-  // would otherwise share a few cache sets.
-  int64_t esu = p.CO * p.CI + 16;
-  Buffer U(kSlotU, E * esu);
-  parallel_for(p.CO, std::max<int64_t>(1, 2048 / p.CI), [&](int64_t o0, int64_t o1) {
-    Buffer tmp(kSlotWeightTaps, 9 * kWeightRows * (p.CI + 16));
-    simd_run<WeightTransform<F>>(w, o0, o1, p.CI, so, si, sh, sw, U.get(), esu, tmp.get());
-  });
-  // Tiles per block: V and M in L2 where that still leaves a GEMM wide enough to amortise
-  // packing U_e, and blocks spread evenly over the workers. With fewer blocks than workers the
-  // output channels are split too (each part transforms its block's input again: cheap next to
-  // its GEMMs).
-  int64_t tb = std::max(kMinTiles, kBlockBytes / (E * (p.CI + p.CO) * (int64_t)sizeof(float)));
-  int64_t nblocks = (T + tb - 1) / tb;
-  if (threads > 1 && nblocks > threads) nblocks = (nblocks + threads - 1) / threads * threads;
-  tb = (T + nblocks - 1) / nblocks;
-  nblocks = (T + tb - 1) / tb;
-  // Row stride of V and M: rows start on a vector boundary, with slack for InputTransformPadded.
-  int64_t ld = (tb + kVec - 1) / kVec * kVec + kVec;
-  int64_t parts = threads > nblocks ? std::min<int64_t>(threads / nblocks, std::max<int64_t>(1, p.CO / 64)) : 1;
-  int64_t cpart = (p.CO + parts - 1) / parts, esv = p.CI * ld + 16, esm = cpart * ld + 16;
-  // Images under 16 tiles wide: one zero-padded copy of the input (see InputTransformPadded).
-  bool padded = p.TW < 16;
-  int64_t Hp = padded ? F::m * p.TH + F::a - F::m : 0, Wp = padded ? F::m * p.TW + F::a - F::m : 0;
-  Buffer xp(kSlotPadded, padded ? p.N * p.CI * Hp * Wp + kVec * F::m : 0);
-  if (padded)
+struct PaddedInput {
+  const Problem& p;
+  bool on;
+  int64_t Hp, Wp;
+  Buffer xp;
+  explicit PaddedInput(const Problem& pr)
+      : p(pr), on(pr.TW < 16), Hp(on ? F::m * pr.TH + F::a - F::m : 0), Wp(on ? F::m * pr.TW + F::a - F::m : 0),
+        xp(kSlotPadded, on ? pr.N * pr.CI * Hp * Wp + kVec * F::m : 0) {
+    if (!on) return;
     parallel_for(p.N * p.CI, std::max<int64_t>(1, 16384 / (Hp * Wp)), [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q)
         for (int64_t r = 0; r < Hp; ++r) {
@@ -332,6 +330,41 @@ bool run(const Problem& p, const float* w, int64_t so, int64_t si, int64_t sh, i
           std::fill(dst + hi, dst + Wp, 0.0f);
         }
     });
+  }
+  void transform(int64_t t0, int64_t t1, int64_t ld, int64_t esv, float* V, float* scratch) const {
+    if (on) simd_run<InputTransformPadded<F>>(p, (const float*)xp.get(), Hp, Wp, t0, t1, ld, esv, V);
+    else simd_run<InputTransform<F>>(p, t0, t1, ld, esv, V, scratch);
+  }
+};
+
+// One conv's GEMMs read U_e as stored (forward) or transposed with its elements permuted
+// (input gradient): see Note [One U for both passes].
+struct UView {
+  const float* U;
+  int64_t esu;
+  bool trans;
+};
+
+constexpr int kFlip[4] = {3, 1, 2, 0};  // G applied to a reversed kernel column: u0 and u3 swap
+
+template <typename F>
+bool run(const Problem& p, const UView& u) {
+  constexpr int64_t E = F::a * F::a;
+  int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
+  // Tiles per block: V and M in L2 where that still leaves a GEMM wide enough to amortise
+  // packing U_e, and blocks spread evenly over the workers. With fewer blocks than workers the
+  // output channels are split too (each part transforms its block's input again: cheap next to
+  // its GEMMs).
+  int64_t tb = std::max(kMinTiles, kBlockBytes / (E * (p.CI + p.CO) * (int64_t)sizeof(float)));
+  int64_t nblocks = (T + tb - 1) / tb;
+  if (threads > 1 && nblocks > threads) nblocks = (nblocks + threads - 1) / threads * threads;
+  tb = (T + nblocks - 1) / nblocks;
+  nblocks = (T + tb - 1) / tb;
+  // Row stride of V and M: rows start on a vector boundary, with slack for InputTransformPadded.
+  int64_t ld = (tb + kVec - 1) / kVec * kVec + kVec;
+  int64_t parts = threads > nblocks ? std::min<int64_t>(threads / nblocks, std::max<int64_t>(1, p.CO / 64)) : 1;
+  int64_t cpart = (p.CO + parts - 1) / parts, esv = p.CI * ld + 16, esm = cpart * ld + 16;
+  PaddedInput<F> xin(p);
   std::atomic<bool> bad{false};
   SingleThreadBlas single;
   parallel_for(nblocks * parts, 1, [&](int64_t r0, int64_t r1) {
@@ -340,20 +373,153 @@ bool run(const Problem& p, const float* w, int64_t so, int64_t si, int64_t sh, i
     for (int64_t r = r0; r < r1; ++r) {
       int64_t b = r / parts, o0 = r % parts * cpart, o1 = std::min(p.CO, o0 + cpart);
       int64_t t0 = b * tb, t1 = std::min(T, t0 + tb), len = t1 - t0;
-      if (r == r0 || r % parts == 0) {
-        if (padded)
-          simd_run<InputTransformPadded<F>>(p, (const float*)xp.get(), Hp, Wp, t0, t1, ld, esv, V.get());
-        else
-          simd_run<InputTransform<F>>(p, t0, t1, ld, esv, V.get(), scratch.get());
-      }
+      if (r == r0 || r % parts == 0) xin.transform(t0, t1, ld, esv, V.get(), scratch.get());
       if (o1 <= o0) continue;
-      for (int64_t e = 0; e < E; ++e)
-        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)len, (int)p.CI, 1.0f,
-                          U.get() + e * esu + o0 * p.CI, (int)p.CI, V.get() + e * esv, (int)ld, 0.0f,
+      for (int64_t e = 0; e < E; ++e) {
+        // Forward: rows o of U_e (CO x CI). Input gradient: U was made for the forward conv,
+        // (CI x CO) per element, read transposed at the flipped element.
+        const float* A = u.trans ? u.U + (kFlip[e / F::a] * F::a + kFlip[e % F::a]) * u.esu + o0
+                                 : u.U + e * u.esu + o0 * p.CI;
+        scipy_cblas_sgemm(CblasRowMajor, u.trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)len,
+                          (int)p.CI, 1.0f, A, u.trans ? (int)p.CO : (int)p.CI, V.get() + e * esv, (int)ld, 0.0f,
                           M.get() + e * esm, (int)ld);
+      }
       simd_run<OutputTransform<F>>(p, t0, t1, o0, o1, M.get(), ld, esm, scratch.get(), &my_bad);
     }
     if (my_bad) bad = true;
+  });
+  return !bad.load();
+}
+
+// ---- weight gradient ----------------------------------------------------------------------
+//
+// Note [Winograd weight gradient]
+// The forward pass is Y = A^T (U .* V) A per tile, so dL/dU_e = sum over tiles of
+// (A dY A^T)_e V_e: with dM = A dY A^T (the adjoint of OutputTransform) each element is one GEMM,
+//   dU_e (CO x CI) += dM_e (CO x tiles) @ V_e^T (tiles x CI),
+// and dW = G^T dU G (the adjoint of WeightTransform). V is the forward's input transform. Blocks
+// of tiles are spread over the workers, each summing into its own dU; the sums are added at the
+// end. Like the forward, a non-finite result falls back to im2col (a NaN/inf input would spread
+// through V to weights direct conv leaves finite).
+
+// dM[e][o][j] = (A dY A^T)[e] for every output channel and the tiles [t0, t1); dY is the tile's
+// m x m block of gy (zeros past the output's edge).
+template <typename F>
+ND_SIMD_KERNEL(GradTransform, (const Problem& p, const float* gy, int64_t t0, int64_t t1, int64_t ldm, int64_t es,
+                               float* M), {
+  constexpr int m = F::m, a = F::a;
+  for (int64_t o = 0; o < p.CO; ++o) {
+    float* out = M + o * ldm;
+    for_segments(p, t0, t1, [&](int64_t n, int64_t ty, int64_t tx, int64_t j0, int64_t len) {
+      const float* plane = gy + (n * p.CO + o) * p.OH * p.OW;
+      int64_t oy0 = ty * m, ox0 = tx * m;
+      // whole tiles inside the output first, then the ragged ones with bounds checks
+      int64_t full = oy0 + m <= p.OH ? std::clamp<int64_t>((p.OW - ox0) / m, 0, len) : 0;
+      auto tile = [&](int64_t j, const float (&d)[m][m]) {
+        float h[a][m];
+        for (int r = 0; r < m; ++r) {
+          float col[m], v[a];
+          for (int q = 0; q < m; ++q) col[q] = d[q][r];
+          F::a_(col, v);  // column r of dY transformed down the rows
+          for (int i = 0; i < a; ++i) h[i][r] = v[i];
+        }
+        for (int i = 0; i < a; ++i) {
+          float v[a];
+          F::a_(h[i], v);
+          for (int k = 0; k < a; ++k) out[(i * a + k) * es + j0 + j] = v[k];
+        }
+      };
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < full; ++j) {
+        float d[m][m];
+        for (int q = 0; q < m; ++q)
+          for (int k = 0; k < m; ++k) d[q][k] = plane[(oy0 + q) * p.OW + ox0 + j * m + k];
+        tile(j, d);
+      }
+      for (int64_t j = full; j < len; ++j) {
+        float d[m][m];
+        for (int q = 0; q < m; ++q)
+          for (int k = 0; k < m; ++k) {
+            int64_t oy = oy0 + q, ox = ox0 + j * m + k;
+            d[q][k] = oy < p.OH && ox < p.OW ? plane[oy * p.OW + ox] : 0.0f;
+          }
+        tile(j, d);
+      }
+    });
+  }
+})
+
+// gw[o][i] = G^T dU_oi G for o in [o0, o1); dU[e][o][i] (element stride es).
+template <typename F>
+ND_SIMD_KERNEL(WeightGradTransform, (const float* dU, int64_t es, int64_t o0, int64_t o1, int64_t CI, float* gw), {
+  constexpr int a = F::a;
+  for (int64_t o = o0; o < o1; ++o) {
+    const float* src = dU + o * CI;
+    float* dst = gw + o * CI * 9;
+    _Pragma("GCC ivdep") for (int64_t i = 0; i < CI; ++i) {
+      float t[a][3];
+      for (int r = 0; r < a; ++r) {
+        float u[a];
+        for (int k = 0; k < a; ++k) u[k] = src[(r * a + k) * es + i];
+        F::gt(u, t[r]);  // row r of dU reduced along the columns
+      }
+      for (int kw = 0; kw < 3; ++kw) {
+        float col[a], w[3];
+        for (int r = 0; r < a; ++r) col[r] = t[r][kw];
+        F::gt(col, w);
+        for (int kh = 0; kh < 3; ++kh) dst[i * 9 + kh * 3 + kw] = w[kh];
+      }
+    }
+  }
+})
+
+template <typename F>
+bool run_dw(const Problem& p, const float* gy, float* gw) {
+  constexpr int64_t E = F::a * F::a;
+  int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
+  int64_t tb = std::max(kMinTiles, kBlockBytes / (E * (p.CI + p.CO) * (int64_t)sizeof(float)));
+  int64_t nblocks = (T + tb - 1) / tb;
+  if (threads > 1 && nblocks > threads) nblocks = (nblocks + threads - 1) / threads * threads;
+  tb = (T + nblocks - 1) / nblocks;
+  nblocks = (T + tb - 1) / tb;
+  int64_t ld = (tb + kVec - 1) / kVec * kVec + kVec, esv = p.CI * ld + 16, esm = p.CO * ld + 16, esd = p.CO * p.CI + 16;
+  PaddedInput<F> xin(p);
+  // One worker sums straight into dsum; several sum privately and add theirs in under the lock.
+  bool shared = threads == 1 || nblocks == 1;
+  Buffer dsum(kSlotDUSum, E * esd);
+  std::mutex mu;
+  bool first = true;
+  SingleThreadBlas single;
+  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    Buffer V(kSlotV, E * esv), M(kSlotM, E * esm), scratch(kSlotScratch, scratch_floats<F>(tb, p.W));
+    Buffer mine(kSlotDU, shared ? 0 : E * esd);
+    float* dU = shared ? dsum.get() : mine.get();
+    for (int64_t b = b0; b < b1; ++b) {
+      int64_t t0 = b * tb, t1 = std::min(T, t0 + tb), len = t1 - t0;
+      xin.transform(t0, t1, ld, esv, V.get(), scratch.get());
+      simd_run<GradTransform<F>>(p, gy, t0, t1, ld, esm, M.get());
+      for (int64_t e = 0; e < E; ++e)
+        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)p.CO, (int)p.CI, (int)len, 1.0f,
+                          M.get() + e * esm, (int)ld, V.get() + e * esv, (int)ld, b == b0 ? 0.0f : 1.0f,
+                          dU + e * esd, (int)p.CI);
+    }
+    if (shared || b1 <= b0) return;
+    std::lock_guard<std::mutex> g(mu);
+    float* d = dsum.get();
+    if (first) std::copy_n(dU, E * esd, d);
+    else
+      for (int64_t i = 0; i < E * esd; ++i) d[i] += dU[i];
+    first = false;
+  });
+  std::atomic<bool> bad{false};
+  parallel_for(p.CO, std::max<int64_t>(1, 4096 / p.CI), [&](int64_t o0, int64_t o1) {
+    simd_run<WeightGradTransform<F>>((const float*)dsum.get(), esd, o0, o1, p.CI, gw);
+    uint32_t nonfinite = 0;
+    for (int64_t i = o0 * p.CI * 9; i < o1 * p.CI * 9; ++i) {
+      uint32_t u;
+      std::memcpy(&u, gw + i, sizeof(u));
+      nonfinite |= uint32_t((u & 0x7f800000u) == 0x7f800000u);
+    }
+    if (nonfinite) bad = true;
   });
   return !bad.load();
 }
@@ -376,23 +542,227 @@ Problem make_problem(const float* x, const float* bias, float* y, int64_t N, int
   return Problem{x, bias, y, N, CI, CO, H, W, ph, pw, OH, OW, (OH + m - 1) / m, (OW + m - 1) / m};
 }
 
+// ---- transformed weights ------------------------------------------------------------------
+//
+// Note [Transformed weight cache]
+// U costs a pass that writes 16/9 of the weights' bytes with a strided gather (~15% of a
+// 512-channel layer at 7x7). Weights change only at optimizer steps, so U is kept per weight
+// between calls: the forward pass of each step makes it, its input gradient reuses it (Note [One
+// U for both passes]), and inference reuses it on every call. An entry is found by the weight's
+// storage (held weakly: the cache never keeps a weight alive, and a new storage at a freed one's
+// address is a different storage), offset, shape, strides and dtype; it is valid while the
+// storage's version counter is unchanged (in-place ops and optimizer steps bump it) AND the
+// weights' fingerprint matches, because writes through shared buffers (a NumPy view, DLPack)
+// bypass the version counter. The fingerprint reads the weights once, ~1/5 of the transform's
+// traffic. Entries of freed storages are dropped at the next lookup; the whole cache is bounded
+// (kCacheBytes, least recently used out first).
+
+// Order-dependent 64-bit fingerprint of n floats: 64 multiplicative-hash lanes per chunk of
+// kHashChunk floats, chunks mixed with their index and summed (so threads may take any chunks).
+constexpr int64_t kHashChunk = 1 << 15;
+constexpr int kHashLanes = 64;
+
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+ND_SIMD_KERNEL(HashChunks, (const float* x, int64_t n, int64_t c0, int64_t c1, uint64_t* out), {
+  uint64_t sum = 0;
+  for (int64_t c = c0; c < c1; ++c) {
+    int64_t b = c * kHashChunk, e = std::min(n, b + kHashChunk);
+    uint32_t h[kHashLanes];
+    for (int l = 0; l < kHashLanes; ++l) h[l] = 0x811c9dc5u + (uint32_t)l;
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(x);
+    int64_t i = b;
+    // The shift feeds the high bits back down: with the multiply alone a bit only moves up, and
+    // flipping every sign bit (negating the weights) would cancel out in pairs.
+    for (; i + kHashLanes <= e; i += kHashLanes)
+      for (int l = 0; l < kHashLanes; ++l) {
+        uint32_t v = (h[l] ^ u[i + l]) * 0x9e3779b1u;
+        h[l] = v ^ (v >> 15);
+      }
+    for (; i < e; ++i) {
+      uint32_t v = (h[0] ^ u[i]) * 0x9e3779b1u;
+      h[0] = v ^ (v >> 15);
+    }
+    uint64_t ch = (uint64_t)c * 0x9e3779b97f4a7c15ULL;
+    for (int l = 0; l < kHashLanes; l += 2) ch = mix64(ch ^ (((uint64_t)h[l] << 32) | h[l + 1]));
+    sum += ch;
+  }
+  *out = sum;
+})
+
+uint64_t fingerprint(const float* x, int64_t n) {
+  int64_t chunks = (n + kHashChunk - 1) / kHashChunk;
+  std::atomic<uint64_t> total{0};
+  parallel_for(chunks, 8, [&](int64_t c0, int64_t c1) {
+    uint64_t part = 0;
+    simd_run<HashChunks>(x, n, c0, c1, &part);
+    total.fetch_add(part, std::memory_order_relaxed);
+  });
+  return total.load() ^ (uint64_t)n;
+}
+
+// U for weights w (CO, CI, 3, 3) contiguous, into U (E * esu floats, esu = CO * CI + 16).
+void transform_weights(const float* w, int64_t CO, int64_t CI, float* U, int64_t esu) {
+  parallel_for(CO, std::max<int64_t>(1, 2048 / CI), [&](int64_t o0, int64_t o1) {
+    Buffer tmp(kSlotWeightTaps, 9 * kWeightRows * (CI + 16));
+    simd_run<WeightTransform<F2>>(w, o0, o1, CI, CI * 9, (int64_t)9, (int64_t)3, (int64_t)1, U, esu, tmp.get());
+  });
+}
+
+constexpr int64_t kCacheBytes = 256 << 20;
+
+class WeightCache {
+ public:
+  struct Key {
+    std::weak_ptr<Storage> storage;
+    const void* data = nullptr;
+    int64_t offset = 0;
+    Shape sizes, strides;
+    DType dtype = DType::Float32;
+  };
+  // U of the weight, from the cache or made now (and kept when it fits the budget).
+  std::shared_ptr<float> get(const Tensor& wt, const float* w, int64_t CO, int64_t CI, int64_t esu) {
+    const std::shared_ptr<Storage>& st = wt.impl()->storage;
+    int64_t version = wt.version(), floats = F2::a * F2::a * esu;
+    uint64_t fp = fingerprint(w, CO * CI * 9);
+    std::shared_ptr<float> reuse;  // a stale entry's buffer, refilled instead of page-faulting a new one
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      sweep();
+      for (size_t i = 0; i < entries_.size(); ++i) {
+        Entry& e = entries_[i];
+        if (!same_key(e.key, wt, st)) continue;
+        if (e.version == version && e.fp == fp && e.floats == floats) {
+          e.used = ++clock_;
+          return e.U;
+        }
+        if (e.floats == floats && e.U.use_count() == 1) reuse = std::move(e.U);
+        drop(i);
+        break;
+      }
+    }
+    std::shared_ptr<float> U =
+        reuse ? std::move(reuse) : std::shared_ptr<float>(new float[floats], std::default_delete<float[]>());
+    transform_weights(w, CO, CI, U.get(), esu);
+    int64_t bytes = floats * (int64_t)sizeof(float);
+    if (bytes > kCacheBytes) return U;
+    std::lock_guard<std::mutex> g(mu_);
+    for (size_t i = 0; i < entries_.size(); ++i)  // another thread may have cached this weight meanwhile
+      if (same_key(entries_[i].key, wt, st)) {
+        drop(i);
+        break;
+      }
+    while (bytes_ + bytes > kCacheBytes) {
+      size_t lru = 0;
+      for (size_t i = 1; i < entries_.size(); ++i)
+        if (entries_[i].used < entries_[lru].used) lru = i;
+      drop(lru);
+    }
+    Key key{st, st->data, wt.offset(), wt.sizes(), wt.strides(), wt.dtype()};
+    entries_.push_back(Entry{std::move(key), version, fp, floats, U, ++clock_});
+    bytes_ += bytes;
+    return U;
+  }
+  void clear() {
+    std::lock_guard<std::mutex> g(mu_);
+    entries_.clear();
+    bytes_ = 0;
+  }
+  int64_t size() {
+    std::lock_guard<std::mutex> g(mu_);
+    sweep();
+    return (int64_t)entries_.size();
+  }
+
+ private:
+  struct Entry {
+    Key key;
+    int64_t version;
+    uint64_t fp;
+    int64_t floats;
+    std::shared_ptr<float> U;
+    uint64_t used;
+  };
+  static bool same_key(const Key& k, const Tensor& wt, const std::shared_ptr<Storage>& st) {
+    // owner_before both ways: the same control block, so a storage allocated later at a freed
+    // one's address does not match.
+    return !k.storage.owner_before(st) && !st.owner_before(k.storage) && !k.storage.expired() && k.data == st->data &&
+           k.offset == wt.offset() && k.sizes == wt.sizes() && k.strides == wt.strides() && k.dtype == wt.dtype();
+  }
+  void drop(size_t i) {
+    bytes_ -= entries_[i].floats * (int64_t)sizeof(float);
+    entries_.erase(entries_.begin() + (std::ptrdiff_t)i);
+  }
+  void sweep() {
+    for (size_t i = entries_.size(); i-- > 0;)
+      if (entries_[i].key.storage.expired()) drop(i);
+  }
+  std::mutex mu_;
+  std::vector<Entry> entries_;
+  int64_t bytes_ = 0;
+  uint64_t clock_ = 0;
+};
+
+WeightCache& cache() {
+  static WeightCache* c = new WeightCache;  // leaked: convs may run during interpreter teardown
+  return *c;
+}
+
+// Runs the conv with U from the cache (when `key` is the weights' own tensor) or transformed
+// into a per-thread buffer.
+template <typename Go>
+bool with_u(const float* w, int64_t CO, int64_t CI, const Tensor* key, Go&& go) {
+  // Element strides are padded off powers of two: the transforms walk E streams at once, which
+  // would otherwise share a few cache sets.
+  int64_t esu = CO * CI + 16;
+  if (key) {
+    std::shared_ptr<float> U = cache().get(*key, w, CO, CI, esu);
+    return go(UView{U.get(), esu, false});
+  }
+  Buffer U(kSlotU, F2::a * F2::a * esu);
+  transform_weights(w, CO, CI, U.get(), esu);
+  return go(UView{U.get(), esu, false});
+}
+
 }  // namespace
 
 bool conv3x3_forward(const float* x, const float* w, const float* bias, float* y, int64_t N, int64_t Cin, int64_t Cout,
-                     int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t OH, int64_t OW) {
+                     int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t OH, int64_t OW, const Tensor* key) {
   if (N <= 0 || OH <= 0 || OW <= 0 || !worth_it(Cin, Cout, N, OH, OW)) return false;
   Problem p = make_problem(x, bias, y, N, Cin, Cout, H, W, ph, pw, OH, OW, F2::m);
-  return run<F2>(p, w, Cin * 9, 9, 3, 1);
+  return with_u(w, Cout, Cin, key, [&](const UView& u) { return run<F2>(p, u); });
 }
 
+// Note [One U for both passes]
+// gx = conv(gy, w') with w'[i][o] = w[o][i] flipped 180 degrees, padded 2 - p. G applied to a
+// reversed column gives G's outputs in the order 3, 1, 2, 0 (the interpolation points 1 and -1
+// and the ends 0 and infinity trade places), so U' = G w' G^T is U with both element indices
+// mapped through kFlip and each element's (Cout x Cin) matrix transposed. The GEMMs read U that
+// way (run's `trans`), and the input gradient shares the forward pass's transform and cache entry.
 bool conv3x3_backward_input(const float* gy, const float* w, float* gx, int64_t N, int64_t Cin, int64_t Cout, int64_t H,
-                            int64_t W, int64_t ph, int64_t pw, int64_t OH, int64_t OW) {
-  // gx = conv(gy, w flipped 180 degrees with the channel roles swapped), padded 2 - p. A padding
-  // above 2 would make that padding negative; such convs are rare and stay on im2col.
+                            int64_t W, int64_t ph, int64_t pw, int64_t OH, int64_t OW, const Tensor* key) {
+  // A padding above 2 would make gx's padding negative; such convs are rare and stay on im2col.
   if (ph > 2 || pw > 2 || N <= 0 || H <= 0 || W <= 0 || !worth_it(Cout, Cin, N, H, W)) return false;
   Problem p = make_problem(gy, nullptr, gx, N, Cout, Cin, OH, OW, 2 - ph, 2 - pw, H, W, F2::m);
-  return run<F2>(p, w + 8, 9, Cin * 9, -3, -1);
+  return with_u(w, Cout, Cin, key, [&](UView u) {
+    u.trans = true;
+    return run<F2>(p, u);
+  });
 }
+
+bool conv3x3_backward_weight(const float* gy, const float* x, float* gw, int64_t N, int64_t Cin, int64_t Cout,
+                             int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t OH, int64_t OW) {
+  if (N <= 0 || OH <= 0 || OW <= 0 || H <= 0 || W <= 0 || !worth_it(Cin, Cout, N, OH, OW)) return false;
+  Problem p = make_problem(x, nullptr, nullptr, N, Cin, Cout, H, W, ph, pw, OH, OW, F2::m);
+  return run_dw<F2>(p, gy, gw);
+}
+
+void clear_weight_cache() { cache().clear(); }
+int64_t weight_cache_size() { return cache().size(); }
 
 }  // namespace winograd
 }  // namespace nd
