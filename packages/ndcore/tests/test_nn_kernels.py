@@ -495,7 +495,7 @@ K1_ROWS = [
     "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
     "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d",
     "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
-    "replication_pad3d", "grid_sampler_2d", "grid_sampler_2d_backward",
+    "replication_pad3d", "grid_sampler_2d", "grid_sampler_2d_backward", "grid_sampler_3d", "grid_sampler_3d_backward",
 ]
 # Backward rows reached through a forward op's formula (checked by the gradchecks above).
 _VIA_FORMULA = {"max_pool2d_with_indices_backward": "max_pool2d", "max_pool3d_with_indices_backward": "max_pool3d",

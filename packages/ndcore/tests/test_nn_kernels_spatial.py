@@ -330,6 +330,28 @@ def test_grid_sampler_matches_torch_with_gradients(mode, pad, align):
     _close(gg, tg.grad.numpy(), "grid_sampler_2d_backward", "float64")
 
 
+@pytest.mark.parametrize("mode,pad", [(m, p) for m in (0, 1) for p in (0, 1, 2)])
+def test_grid_sampler_3d_on_a_flat_volume(mode, pad):
+    # a depth-1 volume sampled at z = 0 with align_corners is the 2-D sampler: forward against the 2-D
+    # reference, grid_sampler_3d_backward against grid_sampler_2d_backward (z's grad_grid is 0 there)
+    rng = _rng("grid3d", mode, pad)
+    x = rng.standard_normal((2, 3, 5, 6))
+    grid = rng.uniform(-1.4, 1.4, (2, 4, 3, 2))
+    g3 = np.concatenate([grid, np.zeros(grid.shape[:-1] + (1,))], -1)[:, None]
+    for dtype in ("float32", "float64"):
+        out = nd.grid_sampler_3d(_t(x[:, :, None], dtype), _t(g3, dtype), mode, pad, True)
+        _close(out.reshape(2, 3, 4, 3), grid_sample_ref(x, grid.astype(dtype).astype(np.float64), mode, pad, True),
+               "grid_sampler_3d", dtype)
+    go = rng.standard_normal((2, 3, 1, 4, 3))
+    gi3, gg3 = nd.grid_sampler_3d_backward(_t(go, "float64"), _t(x[:, :, None], "float64"), _t(g3, "float64"),
+                                           mode, pad, True, [1, 1])
+    gi2, gg2 = nd.grid_sampler_2d_backward(_t(go[:, :, 0], "float64"), _t(x, "float64"), _t(grid, "float64"),
+                                           mode, pad, True, [1, 1])
+    _close(gi3.reshape(x.shape), gi2.numpy(), "grid_sampler_3d_backward", "float64")
+    _close(gg3[:, 0, :, :, :2], gg2.numpy(), "grid_sampler_3d_backward", "float64")
+    assert not gg3.numpy()[..., 2].any()
+
+
 @pytest.mark.parametrize("pad,align", [(0, False), (1, True), (2, False), (2, True)])
 def test_grid_sampler_gradcheck(pad, align):
     ndgrad = pytest.importorskip("ndgrad")

@@ -1,10 +1,16 @@
-"""grid_sample beyond the bilinear/nearest 2-D kernel: bicubic (2-D) and 5-D input (3-D sampling)."""
+"""grid_sample: bicubic (4-D), 5-D input, and the bilinear/nearest kernels of both ranks against the NumPy
+reference (_grid_ref.py) and torch, including torch's rules for NaN/inf grid values."""
 from __future__ import annotations
 
 import itertools
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from _grid_ref import grid_sample_ref
 from _nn_helpers import rng, t
 
 import ndcore as nd
@@ -227,3 +233,240 @@ def test_5d_non_finite_input_and_grid_vs_torch():
         out = F.grid_sample(t(x), t(g), mode, pad, False).numpy()
         ref = torch.nn.functional.grid_sample(torch.tensor(x), torch.tensor(g), mode, pad, False).numpy()
         np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+
+
+# ---- the grid_sampler kernels against the NumPy float64 reference (_grid_ref.py) and torch ----------------
+
+
+LINEAR_CASES = [(k, m, p, a) for k in (2, 3) for m in ("bilinear", "nearest") for p in PADS for a in (False, True)]
+
+
+def _shapes(k, n=2, c=3):
+    return ((n, c, 4, 5) if k == 2 else (n, c, 3, 4, 5)), ((n, 3, 4, 2) if k == 2 else (n, 2, 3, 4, 3))
+
+
+def _nd_all(x, g, go, mode, pad, align, dtype=None):
+    xn, gn = t(x, dtype, requires_grad=True), t(g, dtype, requires_grad=True)
+    y = F.grid_sample(xn, gn, mode, pad, align)
+    y.backward(t(go, dtype))
+    return y.detach().numpy(), xn.grad.numpy(), gn.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,mode,pad,align", LINEAR_CASES)
+def test_linear_vs_reference_and_torch(k, mode, pad, align, dtype):
+    torch = _torch()
+    r = rng(20 + k)
+    xs, gs = _shapes(k)
+    x = r.standard_normal(xs).astype(dtype)
+    g = r.uniform(-1.3, 1.3, gs).astype(dtype)
+    go = r.standard_normal(xs[:2] + gs[1:-1]).astype(dtype)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    got = _nd_all(x, g, go, mode, pad, align)
+    ref = grid_sample_ref(x, g, mode, pad, align, go)
+    xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(g, requires_grad=True)
+    yt = torch.nn.functional.grid_sample(xt, gt, mode, pad, align)
+    yt.backward(torch.tensor(go))
+    for name, a, b, c in zip(("output", "grad_input", "grad_grid"), got, ref,
+                             (yt.detach().numpy(), xt.grad.numpy(), gt.grad.numpy())):
+        scale = 10 if name == "grad_grid" else 1
+        np.testing.assert_allclose(a, b, rtol=scale * tol, atol=scale * tol, err_msg=f"{name} vs reference")
+        np.testing.assert_allclose(a, c, rtol=scale * tol, atol=scale * tol, err_msg=f"{name} vs torch")
+
+
+SPECIALS = [np.nan, np.inf, -np.inf, 1e30, -1e30, 1e10, -3e9]
+
+
+def _special_grid(k, dtype):
+    """One position per (special value, axis) and one with every axis special, among ordinary positions."""
+    pts = []
+    for s in SPECIALS:
+        for d in range(k):
+            p = [0.3, -0.2, 0.45][:k]
+            p[d] = s
+            pts.append(p)
+        pts.append([s] * k)
+    pts += [[0.1 * i - 0.5] * k for i in range(10)]
+    return np.array(pts, dtype=dtype).reshape((1, len(pts)) + (1,) * (k - 1) + (k,))
+
+
+def _torch_backward_defined(k, mode, pad):
+    # torch's 4-D bilinear backward indexes memory with NaN under border/reflection (it can segfault)
+    return not (k == 2 and mode == "bilinear" and pad != "zeros")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,mode,pad,align", LINEAR_CASES)
+def test_non_finite_grid_vs_torch(k, mode, pad, align, dtype):
+    torch = _torch()
+    xs = (1, 2, 3, 4) if k == 2 else (1, 2, 3, 4, 5)
+    x = (np.arange(np.prod(xs)).reshape(xs) / 7 + 1).astype(dtype)
+    g = _special_grid(k, dtype)
+    go = rng(30).standard_normal(xs[:2] + g.shape[1:-1]).astype(dtype)
+    got = _nd_all(x, g, go, mode, pad, align)
+    xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(g, requires_grad=True)
+    yt = torch.nn.functional.grid_sample(xt, gt, mode, pad, align)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got[0], yt.detach().numpy(), rtol=tol, atol=tol)  # NaNs compare equal
+    if _torch_backward_defined(k, mode, pad):
+        yt.backward(torch.tensor(go))
+        np.testing.assert_allclose(got[1], xt.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(got[2], gt.grad.numpy(), rtol=tol, atol=tol)
+    if dtype == np.float64:  # the reference's arithmetic is float64
+        for a, b in zip(got, grid_sample_ref(x, g, mode, pad, align, go)):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_non_finite_grid_where_torch_backward_is_undefined():
+    # 4-D bilinear, NaN/inf under border/reflection: the forward samples coordinate 0 as torch's does; the
+    # backward sends the gradient there too and gives that axis of grad_grid a zero derivative
+    x = np.arange(12.0).reshape(1, 1, 3, 4)
+    g = np.array([[[[np.nan, 0.0], [0.0, np.inf]]]])
+    for pad in ("border", "reflection"):
+        y, gi, gg = _nd_all(x, g, np.ones((1, 1, 1, 2)), "bilinear", pad, True)
+        # y = inf clamps to the last row under border; reflection folds it to NaN, which clamps to row 0
+        np.testing.assert_allclose(y.ravel(), [4.0, 9.5 if pad == "border" else 1.5])
+        assert gi[0, 0, 1, 0] == 1 and gi.sum() == 2
+        assert gg[0, 0, 0, 0] == 0 and gg[0, 0, 1, 1] == 0 and np.isfinite(gg).all()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [1, 3])
+def test_blocks_threads_and_channel_groups(k, threads, n):
+    # output planes that end mid-block (blocks of 128 positions), blocks with and without outside taps, and
+    # enough work for the backward to split samples into channel groups whose grad_grid partials are summed
+    r = rng(40 + k + n)
+    xs = (n, 5, 9, 11) if k == 2 else (n, 5, 5, 6, 7)
+    gs = (n, 21, 13, 2) if k == 2 else (n, 5, 7, 9, 3)
+    x = r.standard_normal(xs)
+    g = r.uniform(-0.95, 0.95, gs)
+    g[:, :2] *= 1.5  # the first blocks reach outside
+    go = r.standard_normal(xs[:2] + gs[1:-1])
+    old = nd.get_num_threads()
+    try:
+        nd.set_num_threads(threads)
+        for mode, pad in itertools.product(("bilinear", "nearest"), ("zeros", "reflection")):
+            got = _nd_all(x, g, go, mode, pad, False)
+            for a, b in zip(got, grid_sample_ref(x, g, mode, pad, False, go)):
+                np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+            # grad_grid alone (the split by blocks) and grad_input alone
+            fn = nd.grid_sampler_2d_backward if k == 2 else nd.grid_sampler_3d_backward
+            m, p = ("bilinear", "nearest").index(mode), PADS.index(pad)
+            gi, gg = fn(t(go), t(x), t(g), m, p, False, [0, 1])
+            np.testing.assert_allclose(gg.numpy(), got[2], rtol=1e-12, atol=1e-12)
+            gi, gg = fn(t(go), t(x), t(g), m, p, False, [1, 0])
+            np.testing.assert_allclose(gi.numpy(), got[1], rtol=1e-12, atol=1e-12)
+    finally:
+        nd.set_num_threads(old)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_empty_batch_and_channels(k):
+    for n, c in ((0, 3), (2, 0)):
+        xs, gs = _shapes(k, n, c)
+        r = rng(50)
+        x, g = r.standard_normal(xs), r.uniform(-1, 1, gs)
+        go = np.ones(xs[:2] + gs[1:-1])
+        for mode in ("bilinear", "nearest"):
+            y, gi, gg = _nd_all(x, g, go, mode, "zeros", False)
+            assert y.shape == xs[:2] + gs[1:-1] and gi.shape == xs and gg.shape == gs
+            assert not gi.any() and not gg.any()
+
+
+def test_5d_non_contiguous():
+    torch = _torch()
+    r = rng(60)
+    x = r.standard_normal((2, 3, 5, 4, 6))
+    g = r.uniform(-1.2, 1.2, (2, 4, 3, 2, 3))
+    xn, gn = t(x).transpose(2, 4), t(g).transpose(1, 3)  # (2, 3, 6, 4, 5) and (2, 2, 3, 4, 3), strided
+    assert not xn.is_contiguous() and not gn.is_contiguous()
+    xt, gt = torch.tensor(x).transpose(2, 4), torch.tensor(g).transpose(1, 3)
+    for mode in ("bilinear", "nearest"):
+        out = F.grid_sample(xn, gn, mode, "border", True)
+        ref = torch.nn.functional.grid_sample(xt, gt, mode, "border", True)
+        np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("pad,align", [("zeros", False), ("border", True), ("reflection", False)])
+def test_5d_gradcheck_through_the_kernel(pad, align):
+    r = rng(70)
+    x = t(r.standard_normal((2, 2, 3, 3, 4)), requires_grad=True)
+    g = t(r.uniform(-0.9, 0.9, (2, 2, 1, 2, 3)), requires_grad=True)
+    assert ndgrad.gradcheck(lambda a, b: nd.grid_sampler_3d(a, b, 0, PADS.index(pad), align), (x, g))
+    assert ndgrad.gradcheck(lambda a: nd.grid_sampler_3d(a, g.detach(), 1, PADS.index(pad), align), (x,))
+    assert ndgrad.gradgradcheck(lambda a, b: nd.grid_sampler_3d(a, b, 0, PADS.index(pad), align), (x, g))
+
+
+KERNEL_ERRORS = [
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2), nd.zeros(1, 1, 1, 2), 0, 0, False),
+     ValueError, r"\[grid_sampler_3d\] expected input of shape \(N, C, D, H, W\) and grid of shape \(N, D_out"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 2), 0, 0, False),
+     ValueError, r"\[grid_sampler_3d\] expected input of shape"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2), nd.zeros(2, 1, 1, 1, 3), 0, 0, False),
+     ValueError, r"\[grid_sampler_3d\] expected input of shape"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 3, dtype=nd.float64), 0, 0, False),
+     TypeError, r"\[grid_sampler_3d\] expected input and grid to have the same dtype, got float32 and float64"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 3), 2, 0, False),
+     ValueError, r"\[grid_sampler_3d\] interpolation_mode must be 0 \(bilinear\) or 1 \(nearest\)"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 3), 0, 3, False),
+     ValueError, r"\[grid_sampler_3d\] padding_mode must be 0 \(zeros\), 1 \(border\) or 2 \(reflection\), got 3"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 0, 2, 2), nd.zeros(1, 1, 1, 1, 3), 0, 0, False),
+     ValueError, r"\[grid_sampler_3d\] expected input to have non-empty spatial dims"),
+    (lambda: nd.grid_sampler_3d(nd.zeros(1, 1, 2, 2, 2, dtype=nd.int64), nd.zeros(1, 1, 1, 1, 3, dtype=nd.int64), 0, 0,
+                                False), TypeError, r"\[grid_sampler_3d\] expected a floating point input, got int64"),
+    (lambda: nd.grid_sampler_3d_backward(nd.zeros(1, 1, 2, 1, 1), nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 3), 0,
+                                         0, False, [1, 1]),
+     ValueError, r"\[grid_sampler_3d_backward\] expected grad_output of shape \(1, 1, 1, 1, 1\), got \(1, 1, 2, 1, 1"),
+    (lambda: nd.grid_sampler_2d(nd.zeros(1, 1, 2, 2), nd.zeros(1, 1, 1, 3), 0, 0, False),
+     ValueError, r"\[grid_sampler_2d\] expected input of shape \(N, C, H, W\) and grid of shape \(N, H_out, W_out"),
+    (lambda: F.grid_sample(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 1, 3, dtype=nd.float64), "nearest", "zeros",
+                           False),
+     TypeError, r"\[grid_sample\] expected input and grid to have the same dtype"),
+    (lambda: F.grid_sample(nd.zeros(1, 1, 2, 2, 2), nd.zeros(1, 1, 1, 3), "nearest", "zeros", False),
+     ValueError, r"\[grid_sample\] expected grid of shape \(1, D_out, H_out, W_out, 3\)"),
+]
+
+
+@pytest.mark.parametrize("fn,exc,pattern", KERNEL_ERRORS, ids=[f"e{i}" for i in range(len(KERNEL_ERRORS))])
+def test_kernel_errors(fn, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        fn()
+
+
+_ISA_CHILD = """
+import sys, numpy as np
+sys.path.insert(0, {here!r})
+import ndcore as nd
+from _grid_ref import grid_sample_ref
+from _nn_helpers import rng
+worst = 0.0
+for k in (2, 3):
+    r = rng(80 + k)
+    xs, gs = ((2, 3, 5, 6), (2, 7, 9, 2)) if k == 2 else ((2, 3, 4, 5, 6), (2, 3, 5, 7, 3))
+    x, g = r.standard_normal(xs), r.uniform(-1.3, 1.3, gs)
+    g.reshape(-1)[::17] = np.nan
+    go = r.standard_normal(xs[:2] + gs[1:-1])
+    fwd, bwd = ((nd.grid_sampler_2d, nd.grid_sampler_2d_backward) if k == 2
+                else (nd.grid_sampler_3d, nd.grid_sampler_3d_backward))
+    for m in (0, 1):
+        for p in (0, 1, 2):
+            for a in (False, True):
+                mode, pad = ("bilinear", "nearest")[m], ("zeros", "border", "reflection")[p]
+                y = fwd(nd.tensor(x), nd.tensor(g), m, p, a).numpy()
+                gi, gg = bwd(nd.tensor(go), nd.tensor(x), nd.tensor(g), m, p, a, [1, 1])
+                for u, v in zip((y, gi.numpy(), gg.numpy()), grid_sample_ref(x, g, mode, pad, a, go)):
+                    assert np.array_equal(np.isnan(u), np.isnan(v)), (k, mode, pad, a)
+                    worst = max(worst, float(np.nanmax(np.abs(u - v), initial=0.0)))
+print(worst)
+"""
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_every_isa_variant(level):
+    # the engine's task bodies are compiled per ISA (simd_dispatch.h); a level above the CPU's is lowered
+    code = _ISA_CHILD.format(here=str(pathlib.Path(__file__).parent))
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, ND_SIMD=level), capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip().splitlines()[-1]) < 1e-12

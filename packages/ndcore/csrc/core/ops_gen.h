@@ -278,10 +278,12 @@ constexpr OpId replication_pad2d_backward = 266;
 constexpr OpId replication_pad3d_backward = 267;
 constexpr OpId grid_sampler_2d = 268;
 constexpr OpId grid_sampler_2d_backward = 269;
-constexpr OpId _lstm_layer = 270;
-constexpr OpId _lstm_layer_backward = 271;
-constexpr OpId _gru_layer = 272;
-constexpr OpId _gru_layer_backward = 273;
+constexpr OpId grid_sampler_3d = 270;
+constexpr OpId grid_sampler_3d_backward = 271;
+constexpr OpId _lstm_layer = 272;
+constexpr OpId _lstm_layer_backward = 273;
+constexpr OpId _gru_layer = 274;
+constexpr OpId _gru_layer_backward = 275;
 }  // namespace op
 
 #define ND_BINARY_FLOAT_OPS(X) X(atan2, Atan2) X(hypot, Hypot) X(copysign, Copysign)
@@ -629,6 +631,8 @@ inline Tensor replication_pad2d_backward(const Tensor& grad_output, const Tensor
 inline Tensor replication_pad3d_backward(const Tensor& grad_output, const Tensor& self, Shape padding) { std::vector<Tensor> in_; in_.push_back(grad_output); in_.push_back(self); return dispatch1(op::replication_pad3d_backward, std::move(in_), {Value::from_list(padding)}); }
 inline Tensor grid_sampler_2d(const Tensor& input, const Tensor& grid, int64_t interpolation_mode, int64_t padding_mode, bool align_corners) { std::vector<Tensor> in_; in_.push_back(input); in_.push_back(grid); return dispatch1(op::grid_sampler_2d, std::move(in_), {Value::from_int(interpolation_mode), Value::from_int(padding_mode), Value::from_bool(align_corners)}); }
 inline std::tuple<Tensor, Tensor> grid_sampler_2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& grid, int64_t interpolation_mode, int64_t padding_mode, bool align_corners, Shape output_mask) { std::vector<Tensor> in_; in_.push_back(grad_output); in_.push_back(input); in_.push_back(grid); Call c_; c_.op = op::grid_sampler_2d_backward; c_.inputs = std::move(in_); c_.attrs = {Value::from_int(interpolation_mode), Value::from_int(padding_mode), Value::from_bool(align_corners), Value::from_list(output_mask)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
+inline Tensor grid_sampler_3d(const Tensor& input, const Tensor& grid, int64_t interpolation_mode, int64_t padding_mode, bool align_corners) { std::vector<Tensor> in_; in_.push_back(input); in_.push_back(grid); return dispatch1(op::grid_sampler_3d, std::move(in_), {Value::from_int(interpolation_mode), Value::from_int(padding_mode), Value::from_bool(align_corners)}); }
+inline std::tuple<Tensor, Tensor> grid_sampler_3d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& grid, int64_t interpolation_mode, int64_t padding_mode, bool align_corners, Shape output_mask) { std::vector<Tensor> in_; in_.push_back(grad_output); in_.push_back(input); in_.push_back(grid); Call c_; c_.op = op::grid_sampler_3d_backward; c_.inputs = std::move(in_); c_.attrs = {Value::from_int(interpolation_mode), Value::from_int(padding_mode), Value::from_bool(align_corners), Value::from_list(output_mask)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1]}; }
 inline std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> _lstm_layer(const Tensor& gates_x, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, bool reverse = false) { std::vector<Tensor> in_; in_.push_back(gates_x); in_.push_back(h0); in_.push_back(c0); in_.push_back(w_hh); Call c_; c_.op = op::_lstm_layer; c_.inputs = std::move(in_); c_.attrs = {Value::from_bool(reverse)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1], c_.outputs[2], c_.outputs[3], c_.outputs[4]}; }
 inline std::tuple<Tensor, Tensor, Tensor, Tensor> _lstm_layer_backward(const Tensor& grad_output, const Tensor& grad_hn, const Tensor& grad_cn, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& output, const Tensor& gates, const Tensor& cells, bool reverse = false) { std::vector<Tensor> in_; in_.push_back(grad_output); in_.push_back(grad_hn); in_.push_back(grad_cn); in_.push_back(h0); in_.push_back(c0); in_.push_back(w_hh); in_.push_back(output); in_.push_back(gates); in_.push_back(cells); Call c_; c_.op = op::_lstm_layer_backward; c_.inputs = std::move(in_); c_.attrs = {Value::from_bool(reverse)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1], c_.outputs[2], c_.outputs[3]}; }
 inline std::tuple<Tensor, Tensor, Tensor, Tensor> _gru_layer(const Tensor& gates_x, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh, bool reverse = false) { std::vector<Tensor> in_; in_.push_back(gates_x); in_.push_back(h0); in_.push_back(w_hh); in_.push_back(b_hh); Call c_; c_.op = op::_gru_layer; c_.inputs = std::move(in_); c_.attrs = {Value::from_bool(reverse)}; dispatch(c_); return {c_.outputs[0], c_.outputs[1], c_.outputs[2], c_.outputs[3]}; }

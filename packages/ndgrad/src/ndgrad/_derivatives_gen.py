@@ -1802,10 +1802,32 @@ def d_grid_sampler_2d(grads, inputs, attrs, results, needs):
     align_corners = attrs['align_corners']
     grad = grads[0]
     result = results[0]
-    return ((grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [1, 0])[0]) if needs[0] else None, (grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [0, 1])[1]) if needs[1] else None)
+    return (((_gsb := grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [1, int(needs[1])]))[0]) if needs[0] else None, ((_gsb if needs[0] else grad.grid_sampler_2d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [0, 1]))[1]) if needs[1] else None)
 
 
 def d_grid_sampler_2d_backward(grads, inputs, attrs, results, needs):
+    grad_output, input, grid = inputs
+    interpolation_mode = attrs['interpolation_mode']
+    padding_mode = attrs['padding_mode']
+    align_corners = attrs['align_corners']
+    output_mask = attrs['output_mask']
+    grad = grads[0]
+    grad_input = results[0]
+    grad_grid = results[1]
+    return (((_gsd := _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[0]) if needs[0] else None, ((_gsd if needs[0] else _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[1]) if needs[1] else None, ((_gsd if needs[0] or needs[1] else _grid_sampler_2d_double_backward(grads, grad_output, input, grid, interpolation_mode, padding_mode, align_corners))[2]) if needs[2] else None)
+
+
+def d_grid_sampler_3d(grads, inputs, attrs, results, needs):
+    input, grid = inputs
+    interpolation_mode = attrs['interpolation_mode']
+    padding_mode = attrs['padding_mode']
+    align_corners = attrs['align_corners']
+    grad = grads[0]
+    result = results[0]
+    return (((_gsb := grad.grid_sampler_3d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [1, int(needs[1])]))[0]) if needs[0] else None, ((_gsb if needs[0] else grad.grid_sampler_3d_backward(input, grid, interpolation_mode, padding_mode, align_corners, [0, 1]))[1]) if needs[1] else None)
+
+
+def d_grid_sampler_3d_backward(grads, inputs, attrs, results, needs):
     grad_output, input, grid = inputs
     interpolation_mode = attrs['interpolation_mode']
     padding_mode = attrs['padding_mode']
@@ -2023,6 +2045,8 @@ FORMULAS = {
     'replication_pad3d_backward': (d_replication_pad3d_backward, ('grad_output', 'self'), (), (), ()),
     'grid_sampler_2d': (d_grid_sampler_2d, ('input', 'grid'), ('grid', 'input'), (), ()),
     'grid_sampler_2d_backward': (d_grid_sampler_2d_backward, ('grad_output', 'input', 'grid'), ('grad_output', 'grid', 'input'), (), ()),
+    'grid_sampler_3d': (d_grid_sampler_3d, ('input', 'grid'), ('grid', 'input'), (), ()),
+    'grid_sampler_3d_backward': (d_grid_sampler_3d_backward, ('grad_output', 'input', 'grid'), ('grad_output', 'grid', 'input'), (), ()),
 }
 
 # op name -> names of its outputs, for ops with several: only the outputs a formula reads are
@@ -2050,4 +2074,5 @@ RESULT_NAMES = {
     'adaptive_max_pool2d': ('output', 'indices'),
     'adaptive_max_pool3d': ('output', 'indices'),
     'grid_sampler_2d_backward': ('grad_input', 'grad_grid'),
+    'grid_sampler_3d_backward': ('grad_input', 'grad_grid'),
 }

@@ -5,7 +5,6 @@ import math
 import warnings
 
 import ndcore as nd
-from ndgrad._helpers import _grid_sample_composite
 
 from ._pooling import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d
 from ._utils import _pair
@@ -272,9 +271,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if k == 3 and mode == "bicubic":
         raise ValueError("[grid_sample] bicubic interpolation only supports 4-D input, got "
                          f"{tuple(input.shape)}")
-    if k == 3:  # a composite of differentiable ops (ndgrad's, shared with grid_sampler_2d's double backward)
-        return _grid_sample_composite(input, grid, mode, padding_mode, align_corners)
-    return nd.grid_sampler_2d(input, grid, modes[mode], pads[padding_mode], align_corners)
+    fn = nd.grid_sampler_2d if k == 2 else nd.grid_sampler_3d
+    return fn(input, grid, modes[mode], pads[padding_mode], align_corners)
 
 
 def _linspace_neg_one(n, align_corners, like):
