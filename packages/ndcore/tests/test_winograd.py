@@ -349,6 +349,22 @@ def test_cache_never_serves_a_freed_weight():
         del w
 
 
+def test_cache_entries_go_with_their_weights_and_with_empty_cache():
+    x, wt, _ = _data(("cache-size",), *CACHE_SHAPE)
+    nd._C.empty_cache()
+    assert nd._C._winograd_cache_entries() == 0
+    w = nd.tensor(wt)
+    _check_fwd(x, w)
+    assert nd._C._winograd_cache_entries() == 1
+    other = nd.tensor(wt * 2)
+    del w
+    _check_fwd(x, other)  # the lookup drops the freed weight's entry
+    assert nd._C._winograd_cache_entries() == 1
+    nd._C.empty_cache()
+    assert nd._C._winograd_cache_entries() == 0
+    _check_fwd(x, other)
+
+
 def test_cache_is_thread_safe():
     import threading
     x, _, _ = _data(("cache-threads",), *CACHE_SHAPE)

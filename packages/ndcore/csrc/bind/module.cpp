@@ -8,6 +8,13 @@
 #include "py_tensor.h"
 
 namespace nd {
+namespace winograd {  // kernels/winograd.h (bindings see core headers only)
+void clear_weight_cache();
+int64_t weight_cache_size();
+}  // namespace winograd
+}  // namespace nd
+
+namespace nd {
 DType default_float_dtype();
 void set_default_float_dtype(DType dt);
 
@@ -262,7 +269,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_default_dtype", [](py::handle d) { set_default_float_dtype(to_dtype(d)); });
   m.def("promote_types", [](py::handle a, py::handle b) { return dtype_object(promote_types(to_dtype(a), to_dtype(b))); });
   m.def("can_cast", [](py::handle a, py::handle b) { return can_cast(to_dtype(a), to_dtype(b)); });
-  m.def("empty_cache", &empty_host_cache);
+  m.def("empty_cache", []() {
+    empty_host_cache();
+    winograd::clear_weight_cache();  // transformed conv weights are cached memory too
+  });
+  m.def("_winograd_cache_entries", &winograd::weight_cache_size);
   m.def("register_device", [](const std::string& name, py::object impl) {
     return register_device_type(name, std::make_shared<PyDeviceBackend>(std::move(impl)));
   });
