@@ -1,5 +1,6 @@
-// Matrix products: mm, bmm, matmul (torch's broadcasting rules), addmm. float32/float64 go to
-// OpenBLAS (scipy-openblas32, symbols prefixed scipy_); other dtypes use a blocked loop.
+// Matrix products: mm, bmm, matmul (torch's broadcasting rules), addmm. float32 goes to nd::sgemm
+// (sgemm.h: nd's packed AVX-512 kernel, or OpenBLAS where that is faster or AVX-512 is absent),
+// float64 to OpenBLAS (scipy-openblas32, symbols prefixed scipy_); other dtypes use a blocked loop.
 //
 // Note [GEMM threading]
 // OpenBLAS's own threads scale poorly on the products models make (a few hundred rows, K of a
@@ -12,11 +13,12 @@
 //    then re-packs B rather than A, whichever operand is smaller) per worker.
 // Pieces are cut along M or N only, never K. A matrix dealt out whole is computed by the same
 // single-threaded call at any thread count, so batched results dealt out whole are bitwise
-// equal at 1 and 2 threads. A matrix cut into pieces is not: OpenBLAS's micro-kernels sum an element's K
-// products in an order that depends on the tile the element falls in (full or edge tile), and
-// the tiling follows its internal cache blocking, so the last bits may differ from the
-// single-threaded product (as with OpenBLAS's or MKL's own threads). The split is static, so a
-// given thread count always gives the same bits.
+// equal at 1 and 2 threads. A matrix cut into pieces is too when nd's kernel computes it (its
+// sum order does not depend on where an element sits, Note [Packed SGEMM]), but not when
+// OpenBLAS does: its micro-kernels sum an element's K products in an order that depends on the
+// tile the element falls in (full or edge tile), and the tiling follows its internal cache
+// blocking, so the last bits may differ from the single-threaded product (as with OpenBLAS's or
+// MKL's own threads). The split is static, so a given thread count always gives the same bits.
 #include <cblas.h>
 
 #include <climits>
@@ -24,6 +26,7 @@
 
 #include "blas_threads.h"
 #include "loops.h"
+#include "sgemm.h"
 
 namespace nd {
 namespace {
@@ -60,8 +63,7 @@ template <typename T>
 void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, double alpha, const T* a,
                int64_t lda, const T* b, int64_t ldb, double beta, T* c, int64_t ldc) {
   if constexpr (std::is_same_v<T, float>)
-    scipy_cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, (float)alpha, a, (int)lda, b, (int)ldb,
-                      (float)beta, c, (int)ldc);
+    sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
   else
     scipy_cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, a, (int)lda, b, (int)ldb, beta, c,
                       (int)ldc);
