@@ -30,6 +30,7 @@
 #include "im2col.h"
 #include "winograd.h"
 #include "loops.h"
+#include "sgemm.h"
 
 namespace nd {
 namespace {
@@ -48,7 +49,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   if (M == 0 || N == 0) return;
   auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
-    scipy_cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // nd's kernel where it beats OpenBLAS
   else
     scipy_cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
