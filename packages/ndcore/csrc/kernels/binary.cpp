@@ -128,9 +128,9 @@ Prepared prepare(Call& c, Group g, bool bool_result, bool true_divide = false) {
     throw TypeError(std::string("[") + op + "] expected integer or bool tensors, got " + dtype_name(c.inputs[0].dtype()) +
                     " and " + dtype_name(c.inputs[1].dtype()));
   pr.shape = broadcast_shapes(c.inputs[0].sizes(), c.inputs[1].sizes(), op);
-  pr.a = cast_to(c.inputs[0], pr.compute);
-  pr.b = cast_to(c.inputs[1], pr.compute);
-  pr.out = prepare_output(c, pr.shape, pr.compute, bool_result ? DType::Bool : pr.compute, pr.a.device());
+  pr.a = cast_keep_layout(c.inputs[0], pr.compute);
+  pr.b = cast_keep_layout(c.inputs[1], pr.compute);
+  pr.out = prepare_output_like(c, {pr.a, pr.b}, pr.shape, bool_result ? DType::Bool : pr.compute, pr.a.device());
   return pr;
 }
 
@@ -178,6 +178,42 @@ struct AddAlpha {
   }
 };
 
+// pow(x, e) for a scalar e that torch also computes without pow(): a square, a cube, square
+// roots and reciprocals, in the forms (and with the signed-zero and infinity results) torch's
+// pow_tensor_scalar kernels give. libm's pow costs ~15 ns per element; these cost a multiply or a
+// sqrt/divide, vectorised.
+template <int E2>  // the exponent times 2
+struct PowScalar {
+  template <typename T> T operator()(T a, T) const {
+    if constexpr (E2 == 4) return T(a * a);
+    else if constexpr (E2 == 6) return T(a * a * a);
+    else if constexpr (E2 == 1) return std::sqrt(a);
+    else if constexpr (E2 == -1) return T(1) / std::sqrt(a);
+    else if constexpr (E2 == -2) return T(1) / a;
+    else return T(1) / (a * a);
+  }
+};
+
+// Runs pow(x, e) through PowScalar when e is a 0-d exponent with such a value and the result is
+// float32, float64 or bfloat16; returns false otherwise.
+bool pow_scalar_fast(Call& c) {
+  const Tensor& e = c.inputs[1];
+  if (e.dim() != 0 || !e.device().is_cpu() || e.dtype() == DType::Bool) return false;
+  // float16 keeps pow(), as torch's does (pow(-0, 0.5) is +0 there, -0 from sqrt); torch's
+  // bfloat16 takes the fast forms like float32
+  const DType rt = result_type({c.inputs[0], e});
+  if (rt != DType::Float32 && rt != DType::Float64 && rt != DType::BFloat16) return false;
+  const double v = e.item_double();
+  if (v == 2.0) binary_kernel<PowScalar<4>, Group::Float>(c);
+  else if (v == 3.0) binary_kernel<PowScalar<6>, Group::Float>(c);
+  else if (v == 0.5) binary_kernel<PowScalar<1>, Group::Float>(c);
+  else if (v == -0.5) binary_kernel<PowScalar<-1>, Group::Float>(c);
+  else if (v == -1.0) binary_kernel<PowScalar<-2>, Group::Float>(c);
+  else if (v == -2.0) binary_kernel<PowScalar<-4>, Group::Float>(c);
+  else return false;
+  return true;
+}
+
 }  // namespace
 
 void k_add(Call& c) {
@@ -212,7 +248,11 @@ void k_div(Call& c) {
     throw ValueError("[div] expected rounding_mode to be one of None, 'trunc', or 'floor' but found '" + mode.s + "'");
   }
 }
-void k_pow(Call& c) { reject_bool(c, "pow"); binary_kernel<bfn::Pow, Group::All>(c); }
+void k_pow(Call& c) {
+  reject_bool(c, "pow");
+  if (pow_scalar_fast(c)) return;
+  binary_kernel<bfn::Pow, Group::All>(c);
+}
 void k_maximum(Call& c) { binary_kernel<bfn::Maximum, Group::All>(c); }
 void k_minimum(Call& c) { binary_kernel<bfn::Minimum, Group::All>(c); }
 void k_atan2(Call& c) { binary_kernel<bfn::Atan2, Group::Float>(c); }

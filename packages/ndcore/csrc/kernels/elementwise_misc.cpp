@@ -1,5 +1,8 @@
-// Elementwise ops with attributes: clamp, where, nan_to_num, gelu, softplus, threshold_backward.
+// Elementwise ops with attributes: clamp, where, nan_to_num, gelu, softplus, threshold_backward;
+// and the output layout rule every elementwise kernel allocates by (Note [Output layout]).
+#include <algorithm>
 #include <limits>
+#include <numeric>
 
 #include "loops.h"
 #include "simd_dispatch.h"
@@ -8,6 +11,198 @@
 
 namespace nd {
 
+// ---- output layout (Note [Output layout]) ----------------------------------------------------
+namespace {
+
+// Row-major strides exactly, size-1 dims included.
+bool exactly_row_major(const Tensor& t) {
+  int64_t acc = 1;
+  for (int64_t d = t.dim() - 1; d >= 0; --d) {
+    if (t.strides()[d] != acc) return false;
+    acc *= std::max<int64_t>(t.sizes()[d], 1);
+  }
+  return true;
+}
+
+// torch's is_contiguous: strides of size-1 dims are free, an empty tensor is contiguous.
+bool torch_contiguous(const Shape& sz, const Shape& st) {
+  if (numel_of(sz) == 0) return true;
+  int64_t z = 1;
+  for (int64_t d = (int64_t)sz.size() - 1; d >= 0; --d) {
+    if (sz[d] == 1) continue;
+    if (st[d] != z) return false;
+    z *= sz[d];
+  }
+  return true;
+}
+
+bool channels_last_contiguous(const Shape& sz, const Shape& st) {
+  if (sz.size() != 4) return false;
+  int64_t z = 1;
+  for (int d : {1, 3, 2, 0}) {
+    if (sz[d] == 1) continue;
+    if (st[d] != z) return false;
+    z *= sz[d];
+  }
+  return true;
+}
+
+// torch's is_non_overlapping_and_dense: some order of the dims is row-major.
+bool non_overlapping_dense(const Shape& sz, const Shape& st) {
+  const size_t n = sz.size();
+  if (n == 1) return sz[0] < 2 || st[0] == 1;
+  std::vector<int> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::sort(perm.begin(), perm.end(), [&](int a, int b) {
+    if (sz[a] < 2) return false;
+    if (sz[b] < 2) return true;
+    return st[a] < st[b];
+  });
+  int64_t need = 1;
+  for (int d : perm) {
+    if (sz[d] < 2) return true;
+    if (st[d] != need) return false;
+    need *= sz[d];
+  }
+  return true;
+}
+
+// Insertion sort of the dims, innermost first, by should_swap(d0, d1): > 0 puts d0 outside d1,
+// < 0 keeps the order, 0 (ambiguous) lets d1 travel further in. Starts from row-major order.
+template <typename Cmp>
+std::vector<int> order_dims(int n, Cmp should_swap) {
+  std::vector<int> perm(n);
+  for (int j = 0; j < n; ++j) perm[j] = n - 1 - j;
+  for (int i = 1; i < n; ++i) {
+    int d1 = i;
+    for (int d0 = i - 1; d0 >= 0; --d0) {
+      const int cmp = should_swap(perm[d0], perm[d1]);
+      if (cmp > 0) {
+        std::swap(perm[d0], perm[d1]);
+        d1 = d0;
+      } else if (cmp < 0) {
+        break;
+      }
+    }
+  }
+  return perm;
+}
+
+// torch's infer_dense_strides: the layout `.to()` gives an input that is not dense.
+Shape infer_dense_strides(const Shape& sz, const Shape& st) {
+  const int n = (int)sz.size();
+  if (n == 0) return {};
+  auto perm = order_dims(n, [&](int a, int b) {
+    if (st[a] == 0 || st[b] == 0) return 0;
+    if (st[a] != st[b]) return st[a] < st[b] ? -1 : 1;
+    return sz[a] > sz[b] ? 1 : 0;
+  });
+  Shape out(n);
+  int64_t acc = 1;
+  for (int d : perm) {
+    out[d] = acc;
+    if (sz[d] > 1) acc *= sz[d];
+  }
+  return out;
+}
+
+Tensor empty_strided_cpu(const Shape& sizes, const Shape& strides, DType dt, Device dev) {
+  Tensor t = empty_tensor({numel_of(sizes)}, dt, dev);
+  t.impl()->sizes = sizes;
+  t.impl()->strides = strides;
+  return t;
+}
+
+}  // namespace
+
+namespace {
+// Inputs that are all exactly row-major (broadcast or not, the common case) never reorder dims,
+// so they skip the sort.
+bool plain_layout(const std::vector<Tensor>& inputs, const Shape& shape) {
+  if (shape.size() <= 1) return true;
+  if (numel_of(shape) == 0) return false;
+  for (const Tensor& t : inputs)
+    if (!exactly_row_major(t)) return false;
+  return true;
+}
+}  // namespace
+
+Shape elementwise_out_strides(const std::vector<Tensor>& inputs, const Shape& shape) {
+  const int n = (int)shape.size();
+  if (plain_layout(inputs, shape)) return contiguous_strides(shape);
+  // torch's fast setup, taken when the inputs have one shape (a 0-d first input does not count,
+  // as in TensorIterator::compute_shape)
+  bool same = true;
+  const Shape* seen = nullptr;
+  for (const Tensor& t : inputs) {
+    if (!seen || seen->empty()) seen = &t.sizes();
+    else if (t.sizes() != *seen) same = false;
+  }
+  if (same) {
+    bool contig = true, cl = true, dense = true, equal = true;
+    for (const Tensor& t : inputs) {
+      contig = contig && torch_contiguous(t.sizes(), t.strides());
+      cl = cl && channels_last_contiguous(t.sizes(), t.strides());
+      dense = dense && non_overlapping_dense(t.sizes(), t.strides());
+      equal = equal && t.strides() == inputs.back().strides();
+    }
+    if (contig) return contiguous_strides(shape);
+    if (cl) return {shape[1] * shape[3] * shape[2], 1, shape[1] * shape[3], shape[1]};
+    if (dense && equal) return inputs.back().strides();
+  }
+  // the general rule over byte strides, a broadcast dim's stride 0
+  std::vector<Shape> sb(inputs.size(), Shape(n, 0));
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& t = inputs[k];
+    const int off = n - (int)t.dim();
+    for (int i = 0; i < (int)t.dim(); ++i)
+      sb[k][off + i] = (t.sizes()[i] == 1 && shape[off + i] != 1) ? 0 : t.strides()[i] * (int64_t)t.itemsize();
+  }
+  auto perm = order_dims(n, [&](int a, int b) {
+    for (const Shape& s : sb) {
+      if (s[a] == 0 || s[b] == 0) continue;
+      if (s[a] != s[b]) return s[a] < s[b] ? -1 : 1;
+      if (shape[a] > shape[b]) return 1;
+    }
+    return 0;
+  });
+  bool row_major = true;
+  for (int j = 0; j < n; ++j) row_major = row_major && perm[j] == n - 1 - j;
+  if (row_major) return contiguous_strides(shape);
+  Shape out(n);
+  int64_t acc = 1;
+  for (int d : perm) {
+    out[d] = acc;
+    acc *= shape[d];
+  }
+  return out;
+}
+
+Tensor prepare_output_like(Call& call, const std::vector<Tensor>& inputs, const Shape& shape, DType out_dtype,
+                           Device dev) {
+  if ((call.outputs.empty() || !call.outputs[0].defined()) && !plain_layout(inputs, shape)) {
+    Shape st = elementwise_out_strides(inputs, shape);
+    if (st != contiguous_strides(shape)) {
+      call.outputs.resize(std::max<size_t>(call.outputs.size(), 1));
+      call.outputs[0] = empty_strided_cpu(shape, st, out_dtype, dev);
+      return call.outputs[0];
+    }
+  }
+  return prepare_output(call, shape, out_dtype, out_dtype, dev);
+}
+
+Tensor cast_keep_layout(const Tensor& t, DType dt) {
+  if (t.dtype() == dt) return t;
+  if (t.dim() <= 1 || exactly_row_major(t)) return cast_to(t, dt);
+  Tensor out = empty_strided_cpu(
+      t.sizes(), non_overlapping_dense(t.sizes(), t.strides()) ? t.strides() : infer_dense_strides(t.sizes(), t.strides()),
+      dt, t.device());
+  copy_into(out, t);
+  out.impl()->wrapped_number = t.impl()->wrapped_number;
+  return out;
+}
+
+// ---- kernels ---------------------------------------------------------------------------------
 namespace {
 // Bounds applied as plain selects so the loops vectorise; a NaN input stays NaN (the compare
 // is false). NaN bounds never reach these loops (k_clamp fills NaN, as torch's clamp gives).
@@ -139,8 +334,8 @@ void k_clamp(Call& c) {
       throw TypeError("[clamp] is not supported for bool tensors with bool bounds");
     dt = DType::Int64;
   }
-  Tensor xin = cast_to(x, dt);
-  Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
+  Tensor xin = cast_keep_layout(x, dt);
+  Tensor out = prepare_output_like(c, {xin}, x.sizes(), dt, x.device());
   StridedLoop<2> loop({out, xin}, x.sizes(), "clamp");
   ND_DISPATCH_ALL(dt, "clamp", [&] {
     using C = typename compute_type<scalar_t>::type;
@@ -178,11 +373,11 @@ void k_where(Call& c) {
   Tensor cond = c.inputs[0];
   if (cond.dtype() != DType::Bool && cond.dtype() != DType::UInt8)
     throw TypeError(std::string("[where] expected condition to be a bool tensor, got ") + dtype_name(cond.dtype()));
-  if (cond.dtype() != DType::Bool) cond = cast_to(cond, DType::Bool);
+  if (cond.dtype() != DType::Bool) cond = cast_keep_layout(cond, DType::Bool);
   DType dt = result_type({c.inputs[1], c.inputs[2]});
-  Tensor a = cast_to(c.inputs[1], dt), b = cast_to(c.inputs[2], dt);
+  Tensor a = cast_keep_layout(c.inputs[1], dt), b = cast_keep_layout(c.inputs[2], dt);
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
-  Tensor out = prepare_output(c, shape, dt, dt, a.device());
+  Tensor out = prepare_output_like(c, {cond, a, b}, shape, dt, a.device());
   StridedLoop<4> loop({out, cond, a, b}, shape, "where");
   ND_DISPATCH_ALL(dt, "where", [&] {
     loop.run(
@@ -199,7 +394,7 @@ void k_where(Call& c) {
 
 void k_nan_to_num(Call& c) {
   const Tensor& x = c.inputs[0];
-  Tensor out = prepare_output(c, x.sizes(), x.dtype(), x.dtype(), x.device());
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), x.dtype(), x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), "nan_to_num");
   if (!is_floating(x.dtype())) {
     copy_into(out, x);
@@ -232,8 +427,8 @@ void k_gelu(Call& c) {
   if (approx != "none" && approx != "tanh")
     throw ValueError("[gelu] approximate must be 'none' or 'tanh', got '" + approx + "'");
   DType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
-  x = cast_to(x, dt);
-  Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
+  x = cast_keep_layout(x, dt);
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), dt, x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), "gelu");
   const bool tanh_form = approx == "tanh";
   ND_DISPATCH_FLOAT(dt, "gelu", [&] {
@@ -262,8 +457,8 @@ void k_gelu(Call& c) {
 void k_softplus(Call& c) {
   Tensor x = c.inputs[0];
   DType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
-  x = cast_to(x, dt);
-  Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
+  x = cast_keep_layout(x, dt);
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), dt, x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), "softplus");
   const double beta = c.attrs[0].to_double(), threshold = c.attrs[1].to_double();
   ND_DISPATCH_FLOAT(dt, "softplus", [&] {
@@ -291,9 +486,9 @@ void k_threshold_backward(Call& c) {
   if (!is_floating(dt))
     throw TypeError(std::string("[threshold_backward] expected floating-point grad_output and self, got ") +
                     dtype_name(c.inputs[0].dtype()) + " and " + dtype_name(c.inputs[1].dtype()));
-  Tensor g = cast_to(c.inputs[0], dt), x = cast_to(c.inputs[1], dt);
+  Tensor g = cast_keep_layout(c.inputs[0], dt), x = cast_keep_layout(c.inputs[1], dt);
   Shape shape = broadcast_shapes(g.sizes(), x.sizes(), "threshold_backward");
-  Tensor out = prepare_output(c, shape, dt, dt, g.device());
+  Tensor out = prepare_output_like(c, {g, x}, shape, dt, g.device());
   StridedLoop<3> loop({out, g, x}, shape, "threshold_backward");
   const double thr = c.attrs[0].to_double();
   ND_DISPATCH_FLOAT(dt, "threshold_backward", [&] {

@@ -40,6 +40,22 @@ void set_default_float_dtype(DType dt);
 // in-place; must have `shape` exactly and accept `compute` per can_cast), else allocates.
 // Returns the tensor the kernel should write, which may be a temporary when out's dtype differs.
 Tensor prepare_output(Call& call, const Shape& shape, DType compute, DType out_dtype, Device dev);
+// Note [Output layout]
+// A fresh elementwise output takes the memory layout the inputs agree on, by torch's
+// TensorIterator rule, so `M.T * 2` or an op on a channels-last view walks memory in order and
+// returns a tensor with torch's strides: with every input of the broadcast shape and contiguous,
+// channels-last or dense with one stride vector, the output is the same; otherwise dims are
+// ordered by the inputs' strides (broadcast dims ignored, the first input that tells two dims
+// apart decides, equal strides put the smaller dim inner), row-major when nothing reorders them.
+// Strides (in elements) for a fresh output of `shape` computed from `inputs` (already cast to
+// the compute dtype, see cast_keep_layout).
+Shape elementwise_out_strides(const std::vector<Tensor>& inputs, const Shape& shape);
+// prepare_output, except that an output it allocates takes the layout of `inputs`.
+Tensor prepare_output_like(Call& call, const std::vector<Tensor>& inputs, const Shape& shape, DType out_dtype,
+                           Device dev);
+// cast_to as torch's `.to(dtype)` lays it out: a dense input keeps its strides, others become
+// dense in the order of their strides (so the cast input still agrees with the other operands).
+Tensor cast_keep_layout(const Tensor& t, DType dt);
 // Copies `tmp` into call.outputs[0] if prepare_output returned a temporary.
 void finish_output(Call& call, const Tensor& written);
 void copy_into(const Tensor& dst, const Tensor& src);  // casting, broadcasting copy on CPU

@@ -6,13 +6,58 @@
 namespace nd {
 namespace {
 
-// Contiguous float/double loops in ISA variants: vecmath.h's functions and the plain arithmetic
-// functors vectorise at the CPU's full width (see Note [ISA variants]).
+// float32 functors with a hand-vectorised AVX-512 form (Note [vecmath x16]).
+template <typename F>
+constexpr bool has_x16 = std::is_same_v<F, ufn::Exp> || std::is_same_v<F, ufn::Log> || std::is_same_v<F, ufn::Log1p> ||
+                         std::is_same_v<F, ufn::Tanh> || std::is_same_v<F, ufn::Erf>;
+
 template <typename F, typename T>
-ND_SIMD_KERNEL(UnaryContig, (const T* __restrict a, T* __restrict o, int64_t n), {
+inline __attribute__((always_inline)) void unary_contig_body(const T* __restrict a, T* __restrict o, int64_t n) {
   F f;
   for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
-})
+}
+
+#ifdef ND_VM_HAVE_X16
+template <typename F>
+ND_VM_X16 __m512 apply_x16(__m512 x) {
+  if constexpr (std::is_same_v<F, ufn::Exp>) return vm::exp_x16(x);
+  else if constexpr (std::is_same_v<F, ufn::Log>) return vm::log_x16(x);
+  else if constexpr (std::is_same_v<F, ufn::Log1p>) return vm::log1p_x16(x);
+  else if constexpr (std::is_same_v<F, ufn::Tanh>) return vm::tanh_x16(x);
+  else return vm::erf_x16(x);
+}
+// The tail is one masked vector; its zero lanes take the special-value path, once.
+template <typename F>
+ND_VM_X16 void unary_x16(const float* __restrict a, float* __restrict o, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, apply_x16<F>(_mm512_loadu_ps(a + i)));
+  if (i < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(o + i, m, apply_x16<F>(_mm512_maskz_loadu_ps(m, a + i)));
+  }
+}
+#endif
+
+// Contiguous float/double loops in ISA variants: vecmath.h's functions and the plain arithmetic
+// functors vectorise at the CPU's full width (see Note [ISA variants]); the AVX-512 variant of
+// the functors in has_x16 runs their hand-vectorised form.
+template <typename F, typename T>
+struct UnaryContig {
+  __attribute__((flatten)) static void base(const T* __restrict a, T* __restrict o, int64_t n) {
+    unary_contig_body<F, T>(a, o, n);
+  }
+#ifdef ND_SIMD_X86
+  ND_SIMD_TARGET_AVX2 static void avx2(const T* __restrict a, T* __restrict o, int64_t n) {
+    unary_contig_body<F, T>(a, o, n);
+  }
+  ND_SIMD_TARGET_AVX512 static void avx512(const T* __restrict a, T* __restrict o, int64_t n) {
+#ifdef ND_VM_HAVE_X16
+    if constexpr (std::is_same_v<T, float> && has_x16<F>) return unary_x16<F>(a, o, n);
+#endif
+    unary_contig_body<F, T>(a, o, n);
+  }
+#endif
+};
 
 // Strided float rows (sliced with a step, broadcast, 0-d) are gathered into a stack buffer so
 // they run through the same vectorised kernel as dense ones: vecmath's functions cost more per
@@ -97,8 +142,8 @@ template <typename F>
 void unary_float(Call& c) {
   Tensor x = c.inputs[0];
   DType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
-  x = cast_to(x, dt);
-  Tensor out = prepare_output(c, x.sizes(), dt, dt, x.device());
+  x = cast_keep_layout(x, dt);
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), dt, x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
   ND_DISPATCH_FLOAT(dt, c.name(), [&] { loop.run2d(unary_loop2d<F, scalar_t, scalar_t>, kGrainExpensive); });
   finish_output(c, out);
@@ -110,7 +155,7 @@ void unary_same(Call& c) {
   if (x.dtype() == DType::Bool)
     throw TypeError(std::string("[") + c.name() + "] is not supported for bool tensors (got shape " +
                     shape_str(x.sizes()) + ", dtype bool)");
-  Tensor out = prepare_output(c, x.sizes(), x.dtype(), x.dtype(), x.device());
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), x.dtype(), x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
   ND_DISPATCH_ALL(x.dtype(), c.name(), [&] {
     if constexpr (!std::is_same_v<scalar_t, bool>) loop.run2d(unary_loop2d<F, scalar_t, scalar_t>, kGrainCheap);
@@ -121,7 +166,7 @@ void unary_same(Call& c) {
 template <typename F>
 void unary_pred(Call& c) {
   const Tensor& x = c.inputs[0];
-  Tensor out = prepare_output(c, x.sizes(), x.dtype(), DType::Bool, x.device());
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), DType::Bool, x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
   ND_DISPATCH_ALL(x.dtype(), c.name(), [&] { loop.run(unary_loop<F, scalar_t, bool>, kGrainCheap); });
   finish_output(c, out);
@@ -130,7 +175,7 @@ void unary_pred(Call& c) {
 template <typename F>
 void unary_int(Call& c) {
   const Tensor& x = c.inputs[0];
-  Tensor out = prepare_output(c, x.sizes(), x.dtype(), x.dtype(), x.device());
+  Tensor out = prepare_output_like(c, {x}, x.sizes(), x.dtype(), x.device());
   StridedLoop<2> loop({out, x}, x.sizes(), c.name());
   ND_DISPATCH_INT(x.dtype(), c.name(), [&] { loop.run(unary_loop<F, scalar_t, scalar_t>, kGrainCheap); });
   finish_output(c, out);

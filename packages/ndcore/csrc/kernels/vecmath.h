@@ -16,6 +16,9 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define ND_VM_INLINE inline __attribute__((always_inline))
 
@@ -351,6 +354,194 @@ template <typename T> ND_VM_INLINE T sigmoid(T x, T e_neg_abs) {
 }
 ND_VM_INLINE float sigmoid_f32(float x) { return sigmoid(x, exp_f32(x < 0.0f ? x : -x)); }
 ND_VM_INLINE double sigmoid_f64(double x) { return sigmoid(x, exp_f64(x < 0.0 ? x : -x)); }
+
+// ---- float32 x16, AVX-512 ---------------------------------------------------------------------
+// Note [vecmath x16]
+// The scalar functions above vectorise well, but in 512-bit code only two ports execute vector
+// instructions, so each compare-and-select that handles a special value costs as much as a
+// polynomial step. These hand-vectorised versions of exp, log, log1p, tanh and erf do the same
+// math in fewer instructions: one compare per vector finds lanes that need special values or
+// clamps (zero, negative, subnormal, inf, NaN, exp's over/underflow) and only such vectors pay
+// for the selects; tanh takes one expm1-based formula instead of two branches. Each stays within
+// 2 ulp (tests/test_vecmath_fast.py sweeps them; tanh's worst case over [0, 10] is 1.9 ulp),
+// and the unary loops call them from their AVX-512 variant only (see unary.cpp).
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ND_VM_HAVE_X16 1
+#define ND_VM_X16 \
+  inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+
+ND_VM_X16 __m512 f16(float v) { return _mm512_set1_ps(v); }
+ND_VM_X16 __m512i i16(uint32_t v) { return _mm512_set1_epi32((int)v); }
+
+// The zero-masked forms of min/max, shifts, conversions and rcp14 with every lane selected: the
+// plain intrinsics start from _mm512_undefined_*, which GCC 12 reports under -Wuninitialized once
+// inlined. Either operand of min may come back for a NaN lane, so callers restore NaN themselves.
+constexpr __mmask16 kAll16 = 0xFFFF;
+ND_VM_X16 __m512 min_x16(__m512 a, __m512 b) { return _mm512_maskz_min_ps(kAll16, a, b); }
+ND_VM_X16 __m512 nan_through_x16(__m512 x, __m512 y) {
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// |a| with b's sign bit: b's sign, a's other bits (imm 0xD8: c ? b : a bitwise, c the sign mask)
+ND_VM_X16 __m512 copy_sign_x16(__m512 a_abs, __m512 b) {
+  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(a_abs), _mm512_castps_si512(b),
+                                                       i16(0x80000000u), 0xD8));
+}
+
+// num / den from the 14-bit reciprocal estimate and one Newton step on the quotient: q0 = num * r,
+// q = q0 + r * (num - den * q0): within 1 ulp for log1p's den (normal, its reciprocal too or
+// num = 0). tanh keeps a division, which measured as fast there.
+ND_VM_X16 __m512 div_x16(__m512 num, __m512 den) {
+  __m512 r = _mm512_maskz_rcp14_ps(kAll16, den);
+  __m512 q0 = _mm512_mul_ps(num, r);
+  return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(den, q0, num), q0);
+}
+
+// e^r - 1 for the reduced argument of x, with k (x = k ln2 + r) left in the low bits of `kr`.
+ND_VM_X16 __m512 expm1_reduced_x16(__m512 x, __m512& kr) {
+  kr = _mm512_fmadd_ps(x, f16(1.44269504088896341f), f16(kRoundF));
+  __m512 k = _mm512_sub_ps(kr, f16(kRoundF));
+  __m512 r = _mm512_fmadd_ps(k, f16(2.12194440e-4f), _mm512_fnmadd_ps(k, f16(0.693359375f), x));
+  __m512 p = _mm512_fmadd_ps(f16(1.9875691500e-4f), r, f16(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, f16(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, f16(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, f16(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, f16(5.0000001201e-1f));
+  return _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r);
+}
+
+// y * 2^k by an integer add of k << 23 to y's exponent field (kr as expm1_reduced_x16 leaves it).
+ND_VM_X16 __m512 add_exponent_x16(__m512 y, __m512 kr, __m512i extra) {
+  __m512i kbits = _mm512_add_epi32(_mm512_maskz_slli_epi32(kAll16, _mm512_castps_si512(kr), 23), extra);
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y), kbits));
+}
+
+// exp_normal_f32 for x in [-87, 88]; NaN in gives NaN out.
+ND_VM_X16 __m512 exp_normal_x16(__m512 x) {
+  __m512 kr;
+  __m512 y = _mm512_add_ps(f16(1.0f), expm1_reduced_x16(x, kr));
+  return add_exponent_x16(y, kr, _mm512_setzero_si512());
+}
+
+// exp_f32: vectors with every |x| <= 87 (results normal) skip its clamps and scaling by 2^+-64.
+ND_VM_X16 __m512 exp_x16(__m512 x) {
+  const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_abs_ps(x), f16(87.0f), _CMP_LE_OQ);
+  if (__builtin_expect(ok == kAll16, 1)) return exp_normal_x16(x);
+  __m512 xc = min_x16(_mm512_maskz_max_ps(kAll16, x, f16(-104.0f)), f16(89.0f));
+  __m512 kr;
+  __m512 y = _mm512_add_ps(f16(1.0f), expm1_reduced_x16(xc, kr));
+  const __mmask16 neg = _mm512_cmp_ps_mask(xc, f16(0.0f), _CMP_LT_OQ);
+  __m512i shift = _mm512_mask_mov_epi32(i16(0u - (64u << 23)), neg, i16(64u << 23));
+  __m512 scale = _mm512_mask_mov_ps(f16(1.84467440737095516e19f), neg, f16(5.42101086242752217e-20f));
+  return nan_through_x16(x, _mm512_mul_ps(add_exponent_x16(y, kr, shift), scale));
+}
+
+// Lanes of x that are not positive normal finite numbers: the unsigned compare wraps zero,
+// subnormals and negatives (sign bit) above the bound, and inf/NaN are above it already.
+ND_VM_X16 __mmask16 not_positive_normal_x16(__m512 x) {
+  return _mm512_cmpge_epu32_mask(_mm512_sub_epi32(_mm512_castps_si512(x), i16(0x00800000u)), i16(0x7f000000u));
+}
+
+// log(x) for positive normal x as log_f32 computes it, the exponent e and log(1 + f) apart:
+// subtracting sqrt(1/2)'s bits leaves e in the exponent field (arithmetically shifted out) and
+// the significand, rebased by the same constant, in [sqrt(1/2), sqrt(2)).
+ND_VM_X16 __m512 log_normal_x16(__m512 x, __m512 e_adjust) {
+  __m512i t = _mm512_sub_epi32(_mm512_castps_si512(x), i16(0x3f3504f3u));
+  __m512 e = _mm512_sub_ps(_mm512_maskz_cvtepi32_ps(kAll16, _mm512_maskz_srai_epi32(kAll16, t, 23)), e_adjust);
+  __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(t, i16(0x007fffffu)), i16(0x3f3504f3u)));
+  __m512 f = _mm512_sub_ps(m, f16(1.0f));
+  __m512 z = _mm512_mul_ps(f, f);
+  __m512 p = _mm512_fmadd_ps(f16(7.0376836292e-2f), f, f16(-1.1514610310e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(1.1676998740e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(-1.2420140846e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(1.4249322787e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(-1.6668057665e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(2.0000714765e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(-2.4999993993e-1f));
+  p = _mm512_fmadd_ps(p, f, f16(3.3333331174e-1f));
+  // log(1 + f) = f + z * (p * f - 1/2)
+  __m512 lnm = _mm512_fmadd_ps(z, _mm512_fmsub_ps(p, f, f16(0.5f)), f);
+  return _mm512_fmadd_ps(e, f16(0.693359375f), _mm512_fnmadd_ps(e, f16(2.12194440e-4f), lnm));
+}
+
+// log_special_f32's values for the lanes in `sp`.
+ND_VM_X16 __m512 log_special_x16(__m512 x, __m512 y, __mmask16 sp) {
+  y = _mm512_mask_mov_ps(y, sp & _mm512_cmp_ps_mask(x, f16(kInfF), _CMP_EQ_OQ), f16(kInfF));
+  y = _mm512_mask_mov_ps(y, sp & _mm512_cmp_ps_mask(x, f16(0.0f), _CMP_EQ_OQ), f16(-kInfF));
+  y = _mm512_mask_mov_ps(y, sp & _mm512_cmp_ps_mask(x, f16(0.0f), _CMP_LT_OQ), f16(kNanF));
+  return _mm512_mask_mov_ps(y, sp & _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+ND_VM_X16 __m512 log_x16(__m512 x) {
+  const __mmask16 sp = not_positive_normal_x16(x);
+  if (__builtin_expect(sp == 0, 1)) return log_normal_x16(x, _mm512_setzero_ps());
+  // subnormals scaled into the normal range by 2^23
+  const __mmask16 sub = _mm512_cmp_ps_mask(x, f16(1.17549435e-38f), _CMP_LT_OQ);
+  __m512 xs = _mm512_mask_mul_ps(x, sub, x, f16(8388608.0f));
+  __m512 y = log_normal_x16(xs, _mm512_maskz_mov_ps(sub, f16(23.0f)));
+  return log_special_x16(x, y, sp & ~(sub & _mm512_cmp_ps_mask(x, f16(0.0f), _CMP_GT_OQ)));
+}
+
+// log1p_f32's u = 1 + x and the first-order correction for u's rounding, c / u.
+ND_VM_X16 __m512 log1p_x16(__m512 x) {
+  __m512 u = _mm512_add_ps(f16(1.0f), x);
+  const __mmask16 sp = not_positive_normal_x16(u) | _mm512_cmp_ps_mask(x, f16(0.0f), _CMP_EQ_OQ);
+  __m512 c = _mm512_sub_ps(_mm512_sub_ps(u, f16(1.0f)), x);
+  // off the special lanes u is in [2^-24, FLT_MAX]; where its reciprocal is subnormal c is 0
+  __m512 y = _mm512_sub_ps(log_normal_x16(u, _mm512_setzero_ps()), div_x16(c, u));
+  if (__builtin_expect(sp == 0, 1)) return y;
+  // u = 1 + x is never subnormal (the floats next to -1 are 2^-24 away): the special lanes are
+  // x <= -1, inf, NaN and the zeros
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, f16(kInfF), _CMP_EQ_OQ), f16(kInfF));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, f16(-1.0f), _CMP_EQ_OQ), f16(-kInfF));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, f16(-1.0f), _CMP_LT_OQ), f16(kNanF));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, f16(0.0f), _CMP_EQ_OQ), x);
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// tanh(|x|) = -m / (2 + m) with m = expm1(-2|x|), its sign copied from x (so -0 stays -0). m
+// comes from exp_normal_x16's reduction, 2^k (e^r - 1) + (2^k - 1), accurate relative to m down
+// to the smallest |x|: one formula and no branch for small |x| as tanh_f32 has.
+ND_VM_X16 __m512 tanh_x16(__m512 x) {
+  __m512 a = _mm512_mul_ps(f16(-2.0f), min_x16(_mm512_abs_ps(x), f16(9.5f)));  // [-19, 0]
+  __m512 kr;
+  __m512 em_r = expm1_reduced_x16(a, kr);
+  __m512 two_k = _mm512_castsi512_ps(
+      _mm512_add_epi32(_mm512_maskz_slli_epi32(kAll16, _mm512_castps_si512(kr), 23), i16(0x3f800000u)));
+  // m and -(2 + m) each rounded once from the exact 2^k -+ 1 (2 + m rounded from a rounded m
+  // would add an ulp where tanh is near 1)
+  __m512 m = _mm512_fmadd_ps(two_k, em_r, _mm512_sub_ps(two_k, f16(1.0f)));
+  __m512 t = _mm512_div_ps(m, _mm512_fnmsub_ps(two_k, em_r, _mm512_add_ps(two_k, f16(1.0f))));
+  return nan_through_x16(x, copy_sign_x16(t, x));
+}
+
+// erf_f32's two branches.
+ND_VM_X16 __m512 erf_x16(__m512 x) {
+  __m512 ax = _mm512_abs_ps(x);
+  __m512 z = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_fmadd_ps(f16(8.539154077880085e-05f), z, f16(-8.182009914889932e-04f));
+  p = _mm512_fmadd_ps(p, z, f16(5.204444285482168e-03f));
+  p = _mm512_fmadd_ps(p, z, f16(-2.686075679957866e-02f));
+  p = _mm512_fmadd_ps(p, z, f16(1.128371953964233e-01f));
+  p = _mm512_fmadd_ps(p, z, f16(-3.761263489723205e-01f));
+  p = _mm512_fmadd_ps(p, z, f16(1.283791661262512e-01f));
+  __m512 small = _mm512_fmadd_ps(x, p, x);
+  __m512 t = _mm512_sub_ps(min_x16(ax, f16(4.0f)), f16(1.5f));
+  __m512 q = _mm512_fmadd_ps(f16(-1.8357887654474325e-08f), t, f16(1.768219590303488e-06f));
+  q = _mm512_fmadd_ps(q, t, f16(-2.669484274520073e-05f));
+  q = _mm512_fmadd_ps(q, t, f16(2.163368335459381e-04f));
+  q = _mm512_fmadd_ps(q, t, f16(-1.254461938515305e-03f));
+  q = _mm512_fmadd_ps(q, t, f16(6.005214992910623e-03f));
+  q = _mm512_fmadd_ps(q, t, f16(-2.582453005015850e-02f));
+  q = _mm512_fmadd_ps(q, t, f16(-8.926399946212769e-01f));
+  q = _mm512_fmadd_ps(q, t, f16(-3.508800745010376e+00f));
+  q = _mm512_fmadd_ps(q, t, f16(-3.384492158889770e+00f));
+  // q is in [-18.3, -0.41]: exp_normal's range
+  __m512 big = copy_sign_x16(_mm512_sub_ps(f16(1.0f), exp_normal_x16(q)), x);
+  return nan_through_x16(x, _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, f16(0.9f), _CMP_LT_OQ), small));
+}
+
+#endif  // x86-64
 
 }  // namespace vm
 }  // namespace nd
