@@ -129,3 +129,42 @@ def test_lstm_layer_other_isa_levels(level):
     proc = subprocess.run([sys.executable, "-c", code, here], env={**os.environ, "ND_SIMD": level},
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("H", [32, 20])
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_lstm_layer_float32_saturated_gates(H, nthreads, threads):
+    """Pre-activations far out on both sides (|x| up to ~300): the AVX-512 gate math clamps its
+    exp argument and must still give 0/1 gates and finite gradients, as the float64 reference."""
+    threads(nthreads)
+    rng = np.random.default_rng(1)
+    T, B = 4, 7
+    gx = rng.normal(size=(T, B, 4 * H)) * 80
+    h0, c0 = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    w = rng.normal(size=(4 * H, H))
+    gout, ghn, gcn = rng.normal(size=(T, B, H)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    f32 = [a.astype(np.float32) for a in (gx, h0, c0, w, gout, ghn, gcn)]
+    cast = [nd.tensor(a) for a in f32]
+    for reverse in (False, True):
+        out, hn, cn, gates, cells = _C._lstm_layer(cast[0], cast[1], cast[2], cast[3], reverse)
+        g = _C._lstm_layer_backward(cast[4], cast[5], cast[6], cast[1], cast[2], cast[3], out, gates, cells, reverse)
+        got = [t.numpy() for t in (out, hn, cn, *g)]
+        assert all(np.isfinite(a).all() for a in got)
+        with np.errstate(over="ignore"):
+            ref = _lstm_ref(*(a.astype(np.float64) for a in f32[:4]), reverse, *(a.astype(np.float64) for a in f32[4:]))
+        # outputs and gate gradients only; dW sums ~T*B such terms of size ~|w| * |h|
+        _check(got[:6], ref[:6], 1e-4)
+
+
+def test_lstm_layer_float32_nan_propagates():
+    """A NaN pre-activation reaches the output of its unit at that step (the vector gate math
+    must not clamp it away) and the steps before it stay finite."""
+    T, B, H = 3, 5, 32
+    gx = np.zeros((T, B, 4 * H), np.float32)
+    gx[1, 2, 5] = np.nan  # input gate of unit 5, batch row 2, step 1
+    out, hn, cn, gates, cells = _C._lstm_layer(nd.tensor(gx), nd.zeros((B, H)), nd.zeros((B, H)),
+                                               nd.zeros((4 * H, H)), False)
+    o = out.numpy()
+    assert np.isfinite(o[0]).all()
+    assert np.isnan(o[1, 2, 5]) and np.isnan(gates.numpy()[1, 2, 5])
+    assert np.isfinite(np.delete(o[1], 2, axis=0)).all()
