@@ -3,6 +3,7 @@
 #include "py_tensor.h"
 
 namespace nd {
+bool is_contiguous_in_format(const Shape& sizes, const Shape& strides, const std::string& format);  // kernels/loops.h
 DType default_float_dtype();
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 DType result_type(const std::vector<Tensor>& ts);
@@ -367,7 +368,10 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
       .def("data_ptr", [](const TensorImpl& t) { return reinterpret_cast<uintptr_t>(static_cast<char*>(t.storage->data) + t.offset * itemsize(t.dtype)); })
       .def("_storage_ptr", [](const TensorImpl& t) { return reinterpret_cast<uintptr_t>(t.storage->data); })
       .def("_storage_nbytes", [](const TensorImpl& t) { return t.storage->nbytes; })
-      .def("is_contiguous", [](std::shared_ptr<TensorImpl> t, py::object) { return Tensor(t).is_contiguous(); }, py::arg("memory_format") = py::none())
+      .def("is_contiguous", [](std::shared_ptr<TensorImpl> t, py::object memory_format) {
+            if (memory_format.is_none()) return Tensor(t).is_contiguous();
+            return is_contiguous_in_format(t->sizes, t->strides, py::str(memory_format).cast<std::string>());
+          }, py::arg("memory_format") = py::none())
       .def_property_readonly("_version", [](const TensorImpl& t) { return t.storage->version.load(); })
       .def("_bump_version", [](const TensorImpl& t) { t.storage->version.fetch_add(1); })
       .def("_is_view_of", [](const TensorImpl& a, const TensorImpl& b) { return a.storage == b.storage; })

@@ -369,7 +369,7 @@ Tensor scalar_tensor_bool(bool v, bool wrapped) {
 
 // ---- member conveniences for the C++ API (seed's jacobi_solve style) ---------------------------
 Tensor Tensor::clone() const { return nd::clone(*this); }
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : nd::clone(*this); }
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : nd::clone(*this, "contiguous_format"); }
 Tensor Tensor::to(DType t) const { return t == dtype() ? *this : nd::_to_copy(*this, t); }
 Tensor Tensor::operator-() const { return nd::neg(*this); }
 Tensor& Tensor::zero_() {

@@ -178,7 +178,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
     }
     if (src.device().is_cpu() && !dst.device().is_cpu()) {
       Tensor c = s.dtype() == dst.dtype() && s.is_contiguous() ? s : nd::_to_copy(s, dst.dtype());
-      if (!c.is_contiguous()) c = nd::clone(c);
+      if (!c.is_contiguous()) c = nd::clone(c, "contiguous_format");
       device_backend(dst.device().type)->copy_from_cpu(dst, c);
       return;
     }
@@ -255,6 +255,12 @@ void finish_output(Call& call, const Tensor& written) {
 // ---- kernels ---------------------------------------------------------------------------------
 void k_clone(Call& c) {
   const Tensor& x = c.inputs[0];
+  if ((c.outputs.empty() || !c.outputs[0].defined()) && x.device().is_cpu()) {  // Note [Memory formats]
+    Tensor out = empty_in_format(x, x.dtype(), x.device(), c.attrs[0].is_none() ? std::string() : c.attrs[0].s, "clone");
+    copy_into(out, x);
+    c.outputs = {out};
+    return;
+  }
   Tensor out = prepare_output(c, x.sizes(), x.dtype(), x.dtype(), x.device());
   copy_into(out, x);
   finish_output(c, out);
@@ -264,7 +270,9 @@ void k_to_copy(Call& c) {
   const Tensor& x = c.inputs[0];
   DType dt = c.attrs[0].is_none() ? x.dtype() : c.attrs[0].to_dtype();
   Device dev = c.attrs[1].is_none() ? x.device() : c.attrs[1].dev;
-  Tensor out = empty_tensor(x.sizes(), dt, dev);
+  // .to() preserves the layout (Note [Memory formats]) between CPU tensors; device backends get row-major
+  Tensor out = dev.is_cpu() && x.device().is_cpu() ? empty_in_format(x, dt, dev, std::string(), "to")
+                                                   : empty_tensor(x.sizes(), dt, dev);
   copy_into(out, x);
   c.outputs = {out};
 }

@@ -76,7 +76,21 @@ void write_scalar(const Tensor& t, const Value& v) {
 }  // namespace
 
 void k_empty(Call& c) {
-  c.outputs = {empty_tensor(c.attrs[0].list, creation_dtype(c, 1, default_float_dtype()), creation_device(c, 2))};
+  DType dt = creation_dtype(c, 1, default_float_dtype());
+  Device dev = creation_device(c, 2);
+  const Value& format = c.attrs.size() > 4 ? c.attrs[4] : Value();
+  if (format.is_none() || format.s == "contiguous_format") {
+    c.outputs = {empty_tensor(c.attrs[0].list, dt, dev)};
+    return;
+  }
+  if (format.s == "preserve_format")
+    throw ValueError("[empty] preserve_format is only meaningful for copies: expected contiguous_format, channels_last or "
+                     "channels_last_3d");
+  if (!dev.is_cpu()) throw ValueError("[empty] memory_format " + format.s + " is supported on CPU only");
+  Tensor rows = empty_tensor({0}, dt, dev);  // metadata only: the shape the format is checked against
+  rows.impl()->sizes = c.attrs[0].list;
+  rows.impl()->strides = contiguous_strides(c.attrs[0].list);
+  c.outputs = {empty_in_format(rows, dt, dev, format.s, "empty")};  // Note [Memory formats]
 }
 
 void k_full(Call& c) {

@@ -113,7 +113,69 @@ Tensor empty_strided_cpu(const Shape& sizes, const Shape& strides, DType dt, Dev
   return t;
 }
 
+// Strides putting dims innermost-first in `order` (channels_last: C, W, H, N).
+Shape strides_in_order(const Shape& sz, std::initializer_list<int> order) {
+  Shape st(sz.size());
+  int64_t acc = 1;
+  for (int d : order) {
+    st[d] = acc;
+    acc *= std::max<int64_t>(sz[d], 1);
+  }
+  return st;
+}
+
+bool dense_in_order(const Shape& sz, const Shape& st, std::initializer_list<int> order) {
+  int64_t z = 1;
+  for (int d : order) {
+    if (sz[d] == 1) continue;
+    if (st[d] != z) return false;
+    z *= sz[d];
+  }
+  return true;
+}
+
 }  // namespace
+
+// Note [Memory formats]
+// torch's memory_format names a layout: "preserve_format" (the default of clone, .to and the
+// elementwise ops) keeps a dense input's strides and makes any other input dense in the order
+// of its strides; "contiguous_format" is row-major; "channels_last" / "channels_last_3d" put the
+// channel dim innermost (NHWC / NDHWC) and exist for 4-D / 5-D tensors only.
+Shape strides_for_format(const Tensor& x, const std::string& format, const char* op) {
+  const Shape& sz = x.sizes();
+  if (format.empty() || format == "preserve_format") {
+    if (x.dim() <= 1 || exactly_row_major(x)) return contiguous_strides(sz);
+    return non_overlapping_dense(sz, x.strides()) ? x.strides() : infer_dense_strides(sz, x.strides());
+  }
+  if (format == "contiguous_format") return contiguous_strides(sz);
+  if (format == "channels_last") {
+    if (sz.size() != 4)
+      throw ValueError(std::string("[") + op + "] required rank 4 tensor to use channels_last format, got " +
+                       std::to_string(sz.size()) + "-D");
+    return strides_in_order(sz, {1, 3, 2, 0});
+  }
+  if (format == "channels_last_3d") {
+    if (sz.size() != 5)
+      throw ValueError(std::string("[") + op + "] required rank 5 tensor to use channels_last_3d format, got " +
+                       std::to_string(sz.size()) + "-D");
+    return strides_in_order(sz, {1, 4, 3, 2, 0});
+  }
+  throw ValueError(std::string("[") + op + "] unknown memory_format '" + format +
+                   "': expected preserve_format, contiguous_format, channels_last or channels_last_3d");
+}
+
+Tensor empty_in_format(const Tensor& x, DType dt, Device dev, const std::string& format, const char* op) {
+  return empty_strided_cpu(x.sizes(), strides_for_format(x, format, op), dt, dev);
+}
+
+bool is_contiguous_in_format(const Shape& sz, const Shape& st, const std::string& format) {
+  if (format.empty() || format == "contiguous_format") return torch_contiguous(sz, st);
+  if (format == "channels_last") return sz.size() == 4 && dense_in_order(sz, st, {1, 3, 2, 0});
+  if (format == "channels_last_3d") return sz.size() == 5 && dense_in_order(sz, st, {1, 4, 3, 2, 0});
+  throw ValueError("[is_contiguous] memory_format '" + format +
+                   "' is not a layout a tensor can be contiguous in: expected contiguous_format, channels_last or "
+                   "channels_last_3d");
+}
 
 namespace {
 // Inputs that are all exactly row-major (broadcast or not, the common case) never reorder dims,

@@ -56,6 +56,12 @@ Tensor prepare_output_like(Call& call, const std::vector<Tensor>& inputs, const 
 // cast_to as torch's `.to(dtype)` lays it out: a dense input keeps its strides, others become
 // dense in the order of their strides (so the cast input still agrees with the other operands).
 Tensor cast_keep_layout(const Tensor& t, DType dt);
+// Note [Memory formats]: the strides torch's memory_format gives a copy of x (raises ValueError
+// naming `op` for an unknown format or a rank the format does not fit), a fresh CPU tensor laid
+// out so, and whether strides are contiguous in a format.
+Shape strides_for_format(const Tensor& x, const std::string& format, const char* op);
+Tensor empty_in_format(const Tensor& x, DType dt, Device dev, const std::string& format, const char* op);
+bool is_contiguous_in_format(const Shape& sizes, const Shape& strides, const std::string& format);
 // Copies `tmp` into call.outputs[0] if prepare_output returned a temporary.
 void finish_output(Call& call, const Tensor& written);
 void copy_into(const Tensor& dst, const Tensor& src);  // casting, broadcasting copy on CPU

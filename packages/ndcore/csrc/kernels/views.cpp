@@ -109,7 +109,7 @@ void k_reshape(Call& c) {
   Shape shape = infer_size(c.attrs[0].list, x.numel(), "reshape");
   Shape st;
   if (view_strides(x, shape, st)) return set_view(c, shape, st, x.offset());
-  Tensor cc = nd::clone(x);
+  Tensor cc = nd::clone(x, "contiguous_format");  // clone alone keeps x's layout (Note [Memory formats])
   c.outputs = {cc.view_of(shape, contiguous_strides(shape), cc.offset())};
 }
 

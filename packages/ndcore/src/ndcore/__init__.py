@@ -22,6 +22,9 @@ from ._creation import (  # noqa: E402
     as_tensor, asarray, empty, full, full_like, get_rng_state, initial_seed, manual_seed, normal, ones,
     rand, randint, randn, randperm, seed, set_rng_state, tensor, zeros,
 )
+from ._memory_format import (  # noqa: E402
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format,
+)
 from ._size import Size  # noqa: E402
 from ._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from .version import __version__  # noqa: E402

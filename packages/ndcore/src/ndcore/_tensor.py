@@ -32,7 +32,7 @@ def _parse_to(args, kwargs):
     device = kwargs.pop("device", None)
     copy = kwargs.pop("copy", False)
     kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)
+    memory_format = kwargs.pop("memory_format", None)
     if kwargs:
         raise TypeError(f"[to] unexpected keyword arguments {sorted(kwargs)}")
     for a in args:
@@ -46,19 +46,22 @@ def _parse_to(args, kwargs):
             copy = a
         else:
             raise TypeError(f"[to] received an invalid argument {a!r}")
-    return dtype, device, copy
+    return dtype, device, copy, memory_format
 
 
 def to(self, *args, **kwargs):
-    """Returns the tensor with the requested dtype and/or device; itself if nothing changes."""
-    dtype, device, copy = _parse_to(args, dict(kwargs))
+    """Returns the tensor with the requested dtype, device and/or memory_format; itself if nothing
+    changes. The copy keeps the layout unless memory_format asks for another (torch's rule)."""
+    dtype, device, copy, memory_format = _parse_to(args, dict(kwargs))
     if device is not None and not isinstance(device, _C.device):
         device = _C.device(device)
     same_dtype = dtype is None or dtype == self.dtype
     same_device = device is None or device == self.device
+    fmt = None if memory_format is None or str(memory_format) == "preserve_format" else str(memory_format)
     if same_dtype and same_device and not copy:
-        return self
-    return _C._to_copy(self, dtype=dtype, device=device)
+        return self if fmt is None else self.contiguous(memory_format=fmt)
+    out = _C._to_copy(self, dtype=dtype, device=device)
+    return out if fmt is None else out.contiguous(memory_format=fmt)
 
 
 def _type(self, dtype=None, non_blocking=False):
@@ -192,7 +195,12 @@ def t(self):
 
 
 def contiguous(self, memory_format=None):
-    return self if self.is_contiguous() else self.clone()
+    """Itself if already laid out in ``memory_format`` (row-major by default), else a copy that is."""
+    fmt = "contiguous_format" if memory_format is None else str(memory_format)
+    if fmt == "preserve_format":
+        raise ValueError("[contiguous] preserve_format is not a layout a tensor can be made contiguous in: expected "
+                         "contiguous_format, channels_last or channels_last_3d")
+    return self if self.is_contiguous(memory_format=fmt) else self.clone(memory_format=fmt)
 
 
 def detach(self):
