@@ -165,6 +165,9 @@ Shape strides_for_format(const Tensor& x, const std::string& format, const char*
 }
 
 Tensor empty_in_format(const Tensor& x, DType dt, Device dev, const std::string& format, const char* op) {
+  if ((format.empty() || format == "preserve_format" || format == "contiguous_format") &&
+      (x.dim() <= 1 || exactly_row_major(x)))
+    return empty_tensor(x.sizes(), dt, dev);  // the common case, without building strides
   return empty_strided_cpu(x.sizes(), strides_for_format(x, format, op), dt, dev);
 }
 
@@ -240,10 +243,14 @@ Shape elementwise_out_strides(const std::vector<Tensor>& inputs, const Shape& sh
   return out;
 }
 
-Tensor prepare_output_like(Call& call, const std::vector<Tensor>& inputs, const Shape& shape, DType out_dtype,
-                           Device dev) {
-  if ((call.outputs.empty() || !call.outputs[0].defined()) && !plain_layout(inputs, shape)) {
-    Shape st = elementwise_out_strides(inputs, shape);
+Tensor prepare_output_like(Call& call, TensorRefs inputs, const Shape& shape, DType out_dtype, Device dev) {
+  bool plain = shape.size() <= 1;
+  if (!plain && numel_of(shape) != 0) {
+    plain = true;
+    for (const Tensor& t : inputs) plain = plain && exactly_row_major(t);
+  }
+  if ((call.outputs.empty() || !call.outputs[0].defined()) && !plain) {
+    Shape st = elementwise_out_strides(std::vector<Tensor>(inputs.begin(), inputs.end()), shape);
     if (st != contiguous_strides(shape)) {
       call.outputs.resize(std::max<size_t>(call.outputs.size(), 1));
       call.outputs[0] = empty_strided_cpu(shape, st, out_dtype, dev);

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 #if defined(__SSE2__)
@@ -51,8 +53,10 @@ Tensor prepare_output(Call& call, const Shape& shape, DType compute, DType out_d
 // the compute dtype, see cast_keep_layout).
 Shape elementwise_out_strides(const std::vector<Tensor>& inputs, const Shape& shape);
 // prepare_output, except that an output it allocates takes the layout of `inputs`.
-Tensor prepare_output_like(Call& call, const std::vector<Tensor>& inputs, const Shape& shape, DType out_dtype,
-                           Device dev);
+// The inputs are taken by reference: every elementwise op passes here, and a vector of Tensors
+// would cost an allocation and two atomic refcount updates per input.
+using TensorRefs = std::initializer_list<std::reference_wrapper<const Tensor>>;
+Tensor prepare_output_like(Call& call, TensorRefs inputs, const Shape& shape, DType out_dtype, Device dev);
 // cast_to as torch's `.to(dtype)` lays it out: a dense input keeps its strides, others become
 // dense in the order of their strides (so the cast input still agrees with the other operands).
 Tensor cast_keep_layout(const Tensor& t, DType dt);
