@@ -112,8 +112,6 @@ def test_backward_input_matches_float64(case, threads):
     n, c, o, h, w, p = case
     x, wt, _ = _data(("bwd",) + case, n, c, o, h, w)
     oh, ow = h + 2 * p - 2, w + 2 * p - 2
-    if oh < 1 or ow < 1:
-        pytest.skip("empty output")
     gy = _rng("gy", *case).standard_normal((n, o, oh, ow)).astype(np.float32)
     np.testing.assert_allclose(_bwd(gy, x, wt, p), grad_input_ref(gy, wt, p, (h, w)), rtol=1e-5, atol=2e-5)
 
@@ -251,8 +249,6 @@ def test_backward_weight_matches_float64(case, threads):
     n, c, o, h, w, p = case
     x, wt, _ = _data(("bwdw",) + case, n, c, o, h, w)
     oh, ow = h + 2 * p - 2, w + 2 * p - 2
-    if oh < 1 or ow < 1:
-        pytest.skip("empty output")
     gy = _rng("gyw", *case).standard_normal((n, o, oh, ow)).astype(np.float32)
     want = grad_weight_ref(gy, x, p)
     np.testing.assert_allclose(_bwd_w(gy, x, wt, p), want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max()))

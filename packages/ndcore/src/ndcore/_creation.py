@@ -111,12 +111,12 @@ def _into_out(op, out, t):
     return _C._write_out(op, out, t)
 
 
-def _in_format(t, memory_format, requires_grad):
-    """t laid out as an explicit memory_format asks (channels_last...); the default keeps it."""
-    if memory_format is None or str(memory_format) in ("preserve_format", "contiguous_format"):
-        return t
-    out = t.contiguous(memory_format=memory_format)
-    return out.requires_grad_(True) if requires_grad and out is not t else out
+def _like_result(t, memory_format, requires_grad):
+    """A *_like result laid out as an explicit memory_format asks (channels_last...; the default
+    is row-major), then made a leaf that requires grad if asked (after the layout copy)."""
+    if memory_format is not None and str(memory_format) not in ("preserve_format", "contiguous_format"):
+        t = t.contiguous(memory_format=memory_format)
+    return _finish(t, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, pin_memory=False, memory_format=None):
@@ -150,19 +150,15 @@ def ones(*size, dtype=None, device=None, requires_grad=False, out=None):
 
 def _like(fn):
     def like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
-        explicit = memory_format is not None and str(memory_format) not in ("preserve_format", "contiguous_format")
-        t = fn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device,
-               requires_grad=requires_grad and not explicit, **kw)
-        return _in_format(t, memory_format, requires_grad)
+        t = fn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device, **kw)
+        return _like_result(t, memory_format, requires_grad)
     like.__name__ = fn.__name__ + "_like"
     return like
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    explicit = memory_format is not None and str(memory_format) not in ("preserve_format", "contiguous_format")
-    t = full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, device=device or input.device,
-             requires_grad=requires_grad and not explicit)
-    return _in_format(t, memory_format, requires_grad)
+    t = full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, device=device or input.device)
+    return _like_result(t, memory_format, requires_grad)
 
 
 def _random_tensor(size, dtype, device, requires_grad, fill, out=None):
