@@ -68,15 +68,10 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7, 8, 4), (1, 2, 130, 130, 16, 16), (2, 1, 70, 3, 5, 9),
-                                   (1, 1, 3, 150, 64, 32)],
-                         ids=["small", "two_blocks", "L_gt_S", "S_gt_L"])
-def test_fused_sdpa_matches_numpy(dtype, case, shape):
-    """Forward and all three gradients, across one and several query blocks and L != S."""
+def _check_case_against_numpy(case, shape, dtype, seed, tol):
+    """Forward and the three gradients of one CASES entry on random q/k/v of `shape`."""
     B, H, L, S, E, Ev = shape
-    rng = np.random.default_rng(sum(shape))
+    rng = np.random.default_rng(seed)
     q, k, v = rng.normal(size=(B, H, L, E)), rng.normal(size=(B, H, S, E)), rng.normal(size=(B, H, S, Ev))
     g = rng.normal(size=(B, H, L, Ev))
     kw = dict(CASES[case])
@@ -88,12 +83,21 @@ def test_fused_sdpa_matches_numpy(dtype, case, shape):
         m = rng.random((B, H, L, S)) > 0.3
         m[..., 0, :] = False  # first query of every head sees nothing
         kw["attn_mask"] = m
-    got = _run(q, k, v, g, getattr(nd, dtype), **kw)
+    got = _run(q, k, v, g, dtype, **kw)
     want = (_sdpa_ref(q, k, v, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")),
             *_sdpa_grads_ref(q, k, v, g, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")))
-    tol = 2e-4 if dtype == "float32" else 1e-10
     for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7, 8, 4), (1, 2, 130, 130, 16, 16), (2, 1, 70, 3, 5, 9),
+                                   (1, 1, 3, 150, 64, 32)],
+                         ids=["small", "two_blocks", "L_gt_S", "S_gt_L"])
+def test_fused_sdpa_matches_numpy(dtype, case, shape):
+    """Forward and all three gradients, across one and several query blocks and L != S."""
+    _check_case_against_numpy(case, shape, getattr(nd, dtype), sum(shape), 2e-4 if dtype == "float32" else 1e-10)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -104,24 +108,7 @@ def test_fused_sdpa_tiles_matches_numpy(case, shape):
     """float32 with Ev a multiple of 64: the register-tile forward on AVX-512 CPUs (Note [Attention
     register tiles]), keys padded to 64 and several query blocks; test_isa_variants reruns it on the
     GEMM path."""
-    B, H, L, S, E, Ev = shape
-    rng = np.random.default_rng(sum(shape) + 1)
-    q, k, v = rng.normal(size=(B, H, L, E)), rng.normal(size=(B, H, S, E)), rng.normal(size=(B, H, S, Ev))
-    g = rng.normal(size=(B, H, L, Ev))
-    kw = dict(CASES[case])
-    if kw.get("attn_mask") == "bool":
-        kw["attn_mask"] = rng.random((L, S)) > 0.3
-    elif kw.get("attn_mask") == "float":
-        kw["attn_mask"] = rng.normal(size=(B, 1, L, S))
-    elif kw.get("attn_mask") == "dead":
-        m = rng.random((B, H, L, S)) > 0.3
-        m[..., 0, :] = False
-        kw["attn_mask"] = m
-    got = _run(q, k, v, g, nd.float32, **kw)
-    want = (_sdpa_ref(q, k, v, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")),
-            *_sdpa_grads_ref(q, k, v, g, kw.get("attn_mask"), kw.get("is_causal", False), kw.get("scale")))
-    for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
-        np.testing.assert_allclose(a, b, rtol=5e-4, atol=5e-4, err_msg=name)
+    _check_case_against_numpy(case, shape, nd.float32, sum(shape) + 1, 5e-4)
 
 
 def test_fused_sdpa_strided_views_and_3d():
