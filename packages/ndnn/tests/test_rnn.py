@@ -125,7 +125,8 @@ def test_constructor_and_input_errors():
     with pytest.raises(RuntimeError, match=r"Expected hidden size \(2, 4\)"):
         ndnn.LSTMCell(3, 4)(nd.zeros(2, 3), (nd.zeros(3, 4), nd.zeros(3, 4)))
     with pytest.raises(ValueError, match=r"\[_lstm_layer\] expected w_hh of shape"):
-        nd._C._lstm_layer(nd.zeros(2, 1, 8), nd.zeros(1, 2), nd.zeros(1, 2), nd.zeros(8, 3), False)
+        nd._C._lstm_layer(nd.zeros(2, 1, 8), nd.zeros(1, 2), nd.zeros(1, 2), nd.zeros(8, 8), nd.zeros(8, 3), None, None,
+                          False)
     with pytest.raises(TypeError, match=r"\[_gru_layer\] expected float32 or float64"):
         nd._C._gru_layer(nd.zeros(2, 1, 6, dtype=nd.int32), nd.zeros(1, 2, dtype=nd.int32),
                          nd.zeros(6, 2, dtype=nd.int32), nd.zeros(6, dtype=nd.int32), False)

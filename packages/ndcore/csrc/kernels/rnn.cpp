@@ -3,18 +3,17 @@
 // ndgrad.Function, so autograd sees one node per layer and direction.
 //
 // Note [Fused recurrent layers]
-// The input projection x @ W_ih^T + b_ih (+ b_hh for LSTM) is one large GEMM done by the caller
-// for all timesteps at once; these kernels run only the sequential part: per step one GEMM with
-// W_hh and the gate math in one pass over the batch. The forward saves the activated gates (and
-// the LSTM cells / GRU hidden projection) so the backward needs no recomputation but tanh(c).
-// The backward computes dW_hh after the time loop as one product over all steps, reading the
-// previous hidden states from the saved output (recurrent_weight_grad).
-// The per-step products are short (M = batch) and wide. float32 LSTM layers on AVX-512 CPUs run
-// the loops of rnn_fast.cpp (See Note [Fused LSTM fast path]): own tiled products, threads split
-// by hidden units for the whole sequence. The loops here serve the rest: float32 products run a
-// register-tiled AVX-512 kernel (small_sgemm_avx512, ~1.5x OpenBLAS at batch 20) where the CPU
-// has it, OpenBLAS runs single-threaded during the loop when a step is small, and the gate math
-// runs in ISA variants (simd_dispatch.h).
+// An LSTM layer call takes the layer's input and both weights: the input projection x @ W_ih^T +
+// b_ih + b_hh is either folded into the time loop (float32 on AVX-512 with an input no wider
+// than the hidden state, See Note [Fused LSTM fast path]) or computed for all steps by one GEMM
+// first; its gradients (dx, dW_ih, the biases') come out of the same backward call, so a layer
+// is one op each way with no separate addmm, bias sums or copies around it. A GRU call takes
+// the precomputed projection gx (its b_hn sits inside the reset gate's product). The loops run
+// per step one GEMM with W_hh and the gate math in one pass over the batch. The forward saves
+// the activated gates (and the LSTM cells / GRU hidden projection) so the backward needs no
+// recomputation but tanh(c). The backward computes the weight gradients after the time loop as
+// products over all steps, reading the previous hidden states from the saved output
+// (weight_grads).
 // Gate orders follow torch: LSTM (i, f, g, o), GRU (r, z, n).
 #include <cblas.h>
 
@@ -24,6 +23,7 @@
 #include "blas_threads.h"
 #include "loops.h"
 #include "rnn_fast.h"
+#include "sgemm.h"
 #include "simd_dispatch.h"
 #include "tile64.h"
 #include "vecmath.h"
@@ -36,9 +36,9 @@ template <typename T>
 void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
              int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+  [[maybe_unused]] CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
-    scipy_cblas_sgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     scipy_cblas_dgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
@@ -210,15 +210,28 @@ inline int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 32768 / std::m
 
 inline int64_t step_t(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
-// dW = sum_t dG_t^T @ h_{t-1} (G x H) as two GEMMs over the saved outputs (no copy of h_{t-1}):
-// the steps whose previous hidden state is a saved output, then the first step's (h0).
-// With several threads the G rows of dW are split across our pool, one single-threaded GEMM per
-// thread: OpenBLAS's own threading gains little on products of this size (K = T * B ~ 1000).
+// Where weight_grads also writes the input's weight and bias gradients (LSTM); null: skipped.
 template <typename T>
-void recurrent_weight_grad(const T* dg, const T* out, const T* h0, int64_t Tn, int64_t B, int64_t H, int64_t G,
-                           bool reverse, T* dw) {
+struct InputWeightGrads {
+  const T* x = nullptr;  // the layer input, (Tn * B, I)
+  int64_t I = 0;
+  T* dw_ih = nullptr;  // (G, I) = dG^T @ x
+  T* db = nullptr;     // (G): column sums of dG
+};
+
+// dW_hh = sum_t dG_t^T @ h_{t-1} (G x H) as two GEMMs over the saved outputs (no copy of
+// h_{t-1}): the steps whose previous hidden state is a saved output, then the first step's (h0);
+// and the InputWeightGrads asked for. With several threads the G rows of every result are split
+// across our pool, one single-threaded GEMM per thread and result: OpenBLAS's own threading
+// gains little on products of this size (K = T * B ~ 1000).
+template <typename T>
+void weight_grads(const T* dg, const T* out, const T* h0, int64_t Tn, int64_t B, int64_t H, int64_t G, bool reverse,
+                  T* dw, const InputWeightGrads<T>& in = {}) {
+  const int64_t I = in.dw_ih != nullptr ? in.I : 0;
   if (Tn * B == 0) {
     std::memset(dw, 0, sizeof(T) * G * H);
+    if (in.dw_ih != nullptr) std::memset(in.dw_ih, 0, sizeof(T) * G * I);
+    if (in.db != nullptr) std::memset(in.db, 0, sizeof(T) * G);
     return;
   }
   // forward: dG_1.. pair with out_0..; reverse: dG_0..T-2 pair with out_1..
@@ -230,9 +243,19 @@ void recurrent_weight_grad(const T* dg, const T* out, const T* h0, int64_t Tn, i
     gemm_rm<T>(true, false, r1 - r0, H, (Tn - 1) * B, T(1), dg_rest + r0, G, h_rest, H, T(0), d, H);
     if (Tn == 1) std::memset(d, 0, sizeof(T) * (r1 - r0) * H);  // the GEMM above had K = 0
     gemm_rm<T>(true, false, r1 - r0, H, B, T(1), dg_first + r0, G, h0, H, T(1), d, H);
+    if (I > 0) gemm_rm<T>(true, false, r1 - r0, I, Tn * B, T(1), dg + r0, G, in.x, I, T(0), in.dw_ih + r0 * I, I);
+    if (in.db != nullptr) {
+      // float32 sums in double: Tn * B terms, rounded once
+      std::vector<double> acc((size_t)(r1 - r0), 0.0);
+      for (int64_t r = 0; r < Tn * B; ++r) {
+        const T* row = dg + r * G + r0;
+        for (int64_t j = 0; j < r1 - r0; ++j) acc[j] += double(row[j]);
+      }
+      for (int64_t j = 0; j < r1 - r0; ++j) in.db[r0 + j] = T(acc[j]);
+    }
   };
   const int64_t threads = get_num_threads();
-  if (threads > 1 && !in_parallel_region() && G * H * Tn * B >= (int64_t(1) << 24)) {
+  if (threads > 1 && !in_parallel_region() && G * (H + I) * Tn * B >= (int64_t(1) << 24)) {
     SingleThreadBlas single;
     const int64_t chunk = (G / threads + 15) / 16 * 16;  // whole 16-row blocks per thread
     parallel_for((G + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
@@ -248,17 +271,34 @@ template <typename T> bool use_fast_lstm(int64_t Tn, int64_t B) {
   return std::is_same_v<T, float> && Tn > 0 && B > 0 && rnn_fast::lstm_fast_applies(B);
 }
 
+// x @ W_ih^T + bias for all Tn steps at once: (Tn, B, 4H).
+Tensor input_projection(const Tensor& x, const Tensor& w_ih, const Tensor& bias) {
+  const int64_t Tn = x.sizes()[0], B = x.sizes()[1];
+  const Tensor x2 = nd::reshape(x, {Tn * B, x.sizes()[2]}), wt = nd::transpose(w_ih, 0, 1);
+  const Tensor gx = bias.defined() ? nd::addmm(bias, x2, wt) : nd::mm(x2, wt);
+  return nd::reshape(gx, {Tn, B, w_ih.sizes()[0]});
+}
+
+// bias: b_ih + b_hh (4H), or undefined for a layer without biases.
 template <typename T>
-void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w, bool reverse, Tensor& out,
-                  Tensor& hn, Tensor& cn, Tensor& gates, Tensor& cells) {
-  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1], G = 4 * H;
+void lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w,
+                  const Tensor& bias, bool reverse, Tensor& out, Tensor& hn, Tensor& cn, Tensor& gates, Tensor& cells) {
+  const int64_t Tn = x.sizes()[0], B = x.sizes()[1], I = x.sizes()[2], H = h0.sizes()[1], G = 4 * H;
   T* od = out.data<T>();
   T* gd = gates.data<T>();
   T* cd = cells.data<T>();
   if (use_fast_lstm<T>(Tn, B)) {
-    if constexpr (std::is_same_v<T, float>)
-      rnn_fast::lstm_forward(Tn, B, H, gx.data<T>(), h0.data<T>(), c0.data<T>(), w.data<T>(), reverse, od, gd, cd);
+    if constexpr (std::is_same_v<T, float>) {
+      rnn_fast::LstmInput in{nullptr, x.data<T>(), w_ih.data<T>(), bias.defined() ? bias.data<T>() : nullptr, I};
+      Tensor gx;
+      if (!rnn_fast::lstm_fuses_input(I, H)) {
+        gx = input_projection(x, w_ih, bias);
+        in.gx = gx.data<T>();
+      }
+      rnn_fast::lstm_forward(Tn, B, H, in, h0.data<T>(), c0.data<T>(), w.data<T>(), reverse, od, gd, cd);
+    }
   } else {
+    const Tensor gx = input_projection(x, w_ih, bias);
     const T* gxd = gx.data<T>();
     const Tensor wt = nd::transpose(w, 0, 1).contiguous();  // (H, 4H): the steps read it row by row
     const T* wtd = wt.data<T>();
@@ -287,9 +327,9 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
 }
 
 template <typename T>
-void lstm_backward(const Tensor& gout, const Tensor& ghn, const Tensor& gcn, const Tensor& h0, const Tensor& c0,
-                   const Tensor& w, const Tensor& out, const Tensor& gates, const Tensor& cells, bool reverse,
-                   Tensor& dgx, Tensor& dh0, Tensor& dc0, Tensor& dw) {
+void lstm_backward(const Tensor& gout, const Tensor& ghn, const Tensor& gcn, const Tensor& x, const Tensor& h0,
+                   const Tensor& c0, const Tensor& w, const Tensor& out, const Tensor& gates, const Tensor& cells,
+                   bool reverse, Tensor& dgx, Tensor& dh0, Tensor& dc0, Tensor& dw_ih, Tensor& dw, Tensor& db) {
   const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1], G = 4 * H;
   const T* god = gout.data<T>();
   const T* wd = w.data<T>();
@@ -321,7 +361,12 @@ void lstm_backward(const Tensor& gout, const Tensor& ghn, const Tensor& gcn, con
       step_gemm_acc<T>(B, H, G, dg, G, wd, H, dh, H);
     }
   }
-  recurrent_weight_grad<T>(dgd, out.data<T>(), h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>());
+  InputWeightGrads<T> in;
+  in.x = x.data<T>();
+  in.I = x.sizes()[2];
+  in.dw_ih = dw_ih.data<T>();
+  in.db = db.defined() ? db.data<T>() : nullptr;
+  weight_grads<T>(dgd, out.data<T>(), h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>(), in);
 }
 
 // ---- GRU --------------------------------------------------------------------------------------
@@ -394,7 +439,7 @@ void gru_backward(const Tensor& gout, const Tensor& ghn, const Tensor& h0, const
     }
   }
   T* dbd = db.data<T>();
-  recurrent_weight_grad<T>(dghd, od, h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>());
+  weight_grads<T>(dghd, od, h0.data<T>(), Tn, B, H, G, reverse, dw.data<T>());
   std::memset(dbd, 0, sizeof(T) * G);
   for (int64_t r = 0; r < Tn * B; ++r)
     for (int64_t j = 0; j < G; ++j) dbd[j] += dghd[r * G + j];
@@ -407,44 +452,58 @@ Tensor like(const Tensor& t) { return empty_tensor(t.sizes(), t.dtype()); }
 void k_lstm_layer(Call& c) {
   const char* op = "_lstm_layer";
   if (c.inputs[0].dim() != 3 || c.inputs[1].dim() != 2)
-    throw ValueError(std::string("[") + op + "] expected gates_x (T, B, 4H) and h0 (B, H), got " +
+    throw ValueError(std::string("[") + op + "] expected input (T, B, I) and h0 (B, H), got " +
                      shape_str(c.inputs[0].sizes()) + " and " + shape_str(c.inputs[1].sizes()));
-  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3]});
-  const Tensor &gx = in[0], &h0 = in[1], &c0 = in[2], &w = in[3];
-  const int64_t Tn = gx.sizes()[0], B = gx.sizes()[1], H = h0.sizes()[1];
-  check_shape(op, "gates_x", gx, {Tn, B, 4 * H});
+  auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3], c.inputs[4]});
+  const Tensor &x = in[0], &h0 = in[1], &c0 = in[2], &w_ih = in[3], &w = in[4];
+  const int64_t Tn = x.sizes()[0], B = x.sizes()[1], I = x.sizes()[2], H = h0.sizes()[1];
   check_shape(op, "h0", h0, {B, H});
   check_shape(op, "c0", c0, {B, H});
+  check_shape(op, "w_ih", w_ih, {4 * H, I});
   check_shape(op, "w_hh", w, {4 * H, H});
+  Tensor bias;  // b_ih + b_hh, either alone, or none
+  for (int k : {5, 6}) {
+    const Tensor& b = c.inputs[k];
+    if (!b.defined()) continue;
+    const Tensor bc = prepared(op, {x, b})[1];
+    check_shape(op, k == 5 ? "b_ih" : "b_hh", bc, {4 * H});
+    bias = bias.defined() ? nd::add(bias, bc) : bc;
+  }
   const bool reverse = c.attrs[0].b;
-  Tensor out = empty_tensor({Tn, B, H}, gx.dtype()), hn = like(h0), cn = like(c0);
-  Tensor gates = empty_tensor({Tn, B, 4 * H}, gx.dtype()), cells = empty_tensor({Tn, B, H}, gx.dtype());
-  if (gx.dtype() == DType::Float32) lstm_forward<float>(gx, h0, c0, w, reverse, out, hn, cn, gates, cells);
-  else lstm_forward<double>(gx, h0, c0, w, reverse, out, hn, cn, gates, cells);
+  Tensor out = empty_tensor({Tn, B, H}, x.dtype()), hn = like(h0), cn = like(c0);
+  Tensor gates = empty_tensor({Tn, B, 4 * H}, x.dtype()), cells = empty_tensor({Tn, B, H}, x.dtype());
+  if (x.dtype() == DType::Float32) lstm_forward<float>(x, h0, c0, w_ih, w, bias, reverse, out, hn, cn, gates, cells);
+  else lstm_forward<double>(x, h0, c0, w_ih, w, bias, reverse, out, hn, cn, gates, cells);
   set_outputs(c, {out, hn, cn, gates, cells});
 }
 
 void k_lstm_layer_backward(Call& c) {
   const char* op = "_lstm_layer_backward";
   auto in = prepared(op, {c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3], c.inputs[4], c.inputs[5], c.inputs[6],
-                          c.inputs[7], c.inputs[8]});
-  const Tensor &gout = in[0], &ghn = in[1], &gcn = in[2], &h0 = in[3], &c0 = in[4], &w = in[5], &out = in[6],
-               &gates = in[7], &cells = in[8];
-  if (gates.dim() != 3 || h0.dim() != 2)
-    throw ValueError(std::string("[") + op + "] expected gates (T, B, 4H) and h0 (B, H), got " +
-                     shape_str(gates.sizes()) + " and " + shape_str(h0.sizes()));
-  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1];
+                          c.inputs[7], c.inputs[8], c.inputs[9], c.inputs[10]});
+  const Tensor &gout = in[0], &ghn = in[1], &gcn = in[2], &x = in[3], &h0 = in[4], &c0 = in[5], &w_ih = in[6],
+               &w = in[7], &out = in[8], &gates = in[9], &cells = in[10];
+  if (gates.dim() != 3 || h0.dim() != 2 || x.dim() != 3)
+    throw ValueError(std::string("[") + op + "] expected gates (T, B, 4H), input (T, B, I) and h0 (B, H), got " +
+                     shape_str(gates.sizes()) + ", " + shape_str(x.sizes()) + " and " + shape_str(h0.sizes()));
+  const int64_t Tn = gates.sizes()[0], B = gates.sizes()[1], H = h0.sizes()[1], I = x.sizes()[2];
   check_shape(op, "gates", gates, {Tn, B, 4 * H});
+  check_shape(op, "input", x, {Tn, B, I});
   for (const Tensor* t : {&gout, &out, &cells}) check_shape(op, "grad_output/output/cells", *t, {Tn, B, H});
   for (const Tensor* t : {&ghn, &gcn, &c0}) check_shape(op, "grad_hn/grad_cn/c0", *t, {B, H});
+  check_shape(op, "w_ih", w_ih, {4 * H, I});
   check_shape(op, "w_hh", w, {4 * H, H});
-  const bool reverse = c.attrs[0].b;
-  Tensor dgx = like(gates), dh0 = like(h0), dc0 = like(c0), dw = like(w);
+  const bool reverse = c.attrs[0].b, has_bias = c.attrs[1].b, input_grad = c.attrs[2].b;
+  Tensor dgx = like(gates), dh0 = like(h0), dc0 = like(c0), dw_ih = like(w_ih), dw = like(w);
+  Tensor db = has_bias ? empty_tensor({4 * H}, w.dtype()) : Tensor();
   if (h0.dtype() == DType::Float32)
-    lstm_backward<float>(gout, ghn, gcn, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw);
+    lstm_backward<float>(gout, ghn, gcn, x, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw_ih, dw, db);
   else
-    lstm_backward<double>(gout, ghn, gcn, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw);
-  set_outputs(c, {dgx, dh0, dc0, dw});
+    lstm_backward<double>(gout, ghn, gcn, x, h0, c0, w, out, gates, cells, reverse, dgx, dh0, dc0, dw_ih, dw, db);
+  Tensor dx = input_grad ? nd::reshape(nd::mm(nd::reshape(dgx, {Tn * B, 4 * H}), w_ih), {Tn, B, I}) : Tensor();
+  // torch gives both biases the same gradient; two tensors, so an in-place change to one grad
+  // does not reach the other
+  set_outputs(c, {dx, dh0, dc0, dw_ih, dw, db, has_bias ? db.clone() : Tensor()});
 }
 
 void k_gru_layer(Call& c) {

@@ -10,6 +10,12 @@
 //   step's 64-wide output tile is everything the gate math of those units needs and is consumed
 //   while still in L1. In the backward a panel holds 64 units of dh = dgates @ W_hh, and the
 //   gate gradients of those units follow at once.
+// - When the input is no wider than the hidden state (lstm_fuses_input), the forward panels
+//   also hold W_ih's columns of their units below W_hh's, and a step's tile starts from the
+//   bias plus x_t @ W_ih^T: the input projection costs the same multiply-adds inside the loop
+//   as in one GEMM before it, without that GEMM's (T, B, 4H) result going through memory, and
+//   at K = I ~ 64 that GEMM ran at ~60% of the loop's rate. A wider input keeps the GEMM: its
+//   panels would outgrow the core's L2 at every step.
 // - A step needs all of h_{t-1} (or all of the later step's gate gradients), so each step waits
 //   for the previous one to be complete. Within a step, the unit blocks are claimed from
 //   counters (class Steps): each thread takes the blocks of its own share first, so its panels
@@ -34,6 +40,7 @@
 
 #include "parallel.h"
 #include "simd_dispatch.h"
+#include "simd_transpose.h"
 #include "tensor.h"
 #include "tile64.h"
 #include "vecmath.h"
@@ -147,44 +154,58 @@ ND_SIMD_TARGET_AVX512 inline __m512 sigmoid_x16(__m512 x) {
 
 // ---- forward: blocks of 16 units, panel columns (i, f, g, o) x 16 --------------------------
 struct Fwd {
-  const float *gx, *h0, *c0, *w;
+  LstmInput in;
+  const float *h0, *c0, *w;
   float *out, *gates, *cells;
+  int64_t k_in;  // panel rows of W_ih after W_hh's H: I, or 0 when gx is precomputed
 };
 
+// Panel rows [row0, row0 + cols) of unit block u from W (4H x cols, gate-major rows):
+// P[(row0 + k) * 64 + g * 16 + jj] = W[(g * H + 16u + jj) * cols + k]; units past H stay zero.
+// Each gate's 16 x 16 blocks go through one in-register transpose (a per-element gather was ~5%
+// of a 35-step forward at H = 256).
+ND_SIMD_TARGET_AVX512 void pack_units(const float* W, int64_t H, int64_t cols, int64_t u, float* P) {
+  const int64_t units = std::min<int64_t>(16, H - u * 16);
+  __m512 r[16];
+  for (int64_t g = 0; g < 4; ++g) {
+    const float* src = W + (g * H + u * 16) * cols;
+    for (int64_t k0 = 0; k0 < cols; k0 += 16) {
+      const int64_t kw = std::min<int64_t>(16, cols - k0);
+      const __mmask16 km = kw >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << kw) - 1);
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < units ? _mm512_maskz_loadu_ps(km, src + i * cols + k0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t kk = 0; kk < kw; ++kk) _mm512_storeu_ps(P + (k0 + kk) * 64 + g * 16, r[kk]);
+    }
+  }
+}
+
 ND_SIMD_TARGET_AVX512 void lstm_fwd_block(const Layer& L, const Fwd& a, int64_t s, int64_t u, float* C) {
-  const int64_t B = L.B, H = L.H, G = 4 * H;
-  float* P = L.packed + u * H * 64;
-  if (s == 0 && H < (int64_t(1) << 26)) {
-    // the transpose as one 16-unit gather per row of P and gate (a scalar loop stores one float
-    // at a time: it was ~5% of a 35-step forward at H = 256); units past H stay zero
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)H));
-    const __mmask16 mk = (__mmask16)((1u << std::min<int64_t>(16, H - u * 16)) - 1);
-    for (int64_t k = 0; k < H; ++k)
-      for (int64_t g = 0; g < 4; ++g)
-        _mm512_storeu_ps(P + k * 64 + g * 16,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, a.w + (g * H + u * 16) * H + k, 4));
-  } else if (s == 0) {
-    for (int64_t k = 0; k < H; ++k)
-      for (int64_t g = 0; g < 4; ++g)
-        for (int64_t jj = 0; jj < 16; ++jj) {
-          const int64_t unit = u * 16 + jj;
-          P[k * 64 + g * 16 + jj] = unit < H ? a.w[(g * H + unit) * H + k] : 0.0f;
-        }
+  const int64_t B = L.B, H = L.H, G = 4 * H, I = a.in.I;
+  float* P = L.packed + u * (H + a.k_in) * 64;
+  if (s == 0) {
+    pack_units(a.w, H, H, u, P);
+    if (a.in.gx == nullptr) pack_units(a.in.w_ih, H, I, u, P + H * 64);
   }
   const int64_t t = L.t(s);
   const float* hp = s == 0 ? a.h0 : a.out + L.t(s - 1) * B * H;
   const float* cp = s == 0 ? a.c0 : a.cells + L.t(s - 1) * B * H;
   const int64_t j0 = u * 16, n = std::min<int64_t>(16, H - j0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t g = 0; g < 4; ++g) {
-      const float* src = a.gx + (t * B + b) * G + g * H + j0;
-      float* d = C + b * 64 + g * 16;
-      copy_n<16>(src, n, d);
-      std::fill(d + n, d + 16, 0.0f);
-    }
-  panel_gemm(B, H, hp, H, P, C);
   const __mmask16 mk = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  if (a.in.gx != nullptr) {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = 0; g < 4; ++g)
+        _mm512_storeu_ps(C + b * 64 + g * 16, _mm512_maskz_loadu_ps(mk, a.in.gx + (t * B + b) * G + g * H + j0));
+  } else {
+    // the input's part of this step does not depend on h_{t-1}: bias, then x_t @ W_ih^T
+    __m512 bias[4];
+    for (int64_t g = 0; g < 4; ++g)
+      bias[g] = a.in.bias != nullptr ? _mm512_maskz_loadu_ps(mk, a.in.bias + g * H + j0) : _mm512_setzero_ps();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = 0; g < 4; ++g) _mm512_storeu_ps(C + b * 64 + g * 16, bias[g]);
+    panel_gemm(B, I, a.in.x + t * B * I, I, P + H * 64, C);
+  }
+  panel_gemm(B, H, hp, H, P, C);
   for (int64_t b = 0; b < B; ++b) {
     const float* x = C + b * 64;
     const __m512 i = sigmoid_x16(_mm512_loadu_ps(x)), f = sigmoid_x16(_mm512_loadu_ps(x + 16));
@@ -266,10 +287,10 @@ ND_SIMD_TARGET_AVX512 void lstm_bwd_block(const Layer& L, const Bwd& a, int64_t 
     }
 }
 
-// Threads worth using for a step of B x 4H x H multiply-adds split into `blocks` unit blocks:
+// Threads worth using for a step of B x 4H x K multiply-adds split into `blocks` unit blocks:
 // below ~0.25 M MACs a step, the hand-off costs more than the second thread saves.
-int64_t parts_for(int64_t B, int64_t H, int64_t blocks) {
-  if (B * 4 * H * H < (int64_t(1) << 18) || in_parallel_region()) return 1;
+int64_t parts_for(int64_t B, int64_t H, int64_t K, int64_t blocks) {
+  if (B * 4 * H * K < (int64_t(1) << 18) || in_parallel_region()) return 1;
   return std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), blocks));
 }
 
@@ -299,14 +320,15 @@ void run_steps(const Layer& L, int64_t nsteps, int64_t blocks, F&& block) {
 
 bool lstm_fast_applies(int64_t B) { return B <= 256 && simd_level() == SimdLevel::Avx512; }
 
-void lstm_forward(int64_t Tn, int64_t B, int64_t H, const float* gx, const float* h0, const float* c0,
+void lstm_forward(int64_t Tn, int64_t B, int64_t H, const LstmInput& in, const float* h0, const float* c0,
                   const float* w, bool reverse, float* out, float* gates, float* cells) {
   const int64_t nb = (H + 15) / 16;
-  Layer L{Tn, B, H, reverse, parts_for(B, H, nb), nullptr, nullptr};
-  const Tensor buf = buffer(nb * H * 64 + L.parts * B * 64);
+  const int64_t k_in = in.gx == nullptr ? in.I : 0;
+  Layer L{Tn, B, H, reverse, parts_for(B, H, H + k_in, nb), nullptr, nullptr};
+  const Tensor buf = buffer(nb * (H + k_in) * 64 + L.parts * B * 64);
   L.packed = buf.data<float>();
-  L.scratch = L.packed + nb * H * 64;
-  const Fwd a{gx, h0, c0, w, out, gates, cells};
+  L.scratch = L.packed + nb * (H + k_in) * 64;
+  const Fwd a{in, h0, c0, w, out, gates, cells, k_in};
   run_steps(L, Tn, nb, [&](int64_t s, int64_t u, float* C) { lstm_fwd_block(L, a, s, u, C); });
 }
 
@@ -314,7 +336,7 @@ void lstm_backward(int64_t Tn, int64_t B, int64_t H, const float* gout, const fl
                    const float* c0, const float* w, const float* gates, const float* cells, bool reverse, float* dgx,
                    float* dh0, float* dc0) {
   const int64_t nb = (H + 63) / 64;
-  Layer L{Tn, B, H, reverse, parts_for(B, H, nb), nullptr, nullptr};
+  Layer L{Tn, B, H, reverse, parts_for(B, H, H, nb), nullptr, nullptr};
   const Tensor buf = buffer(nb * 4 * H * 64 + L.parts * B * 64);
   L.packed = buf.data<float>();
   L.scratch = L.packed + nb * 4 * H * 64;
@@ -327,7 +349,7 @@ void lstm_backward(int64_t Tn, int64_t B, int64_t H, const float* gout, const fl
 #else  // no AVX-512 variants on this platform: rnn.cpp's OpenBLAS loops serve every layer
 
 bool lstm_fast_applies(int64_t) { return false; }
-void lstm_forward(int64_t, int64_t, int64_t, const float*, const float*, const float*, const float*, bool, float*,
+void lstm_forward(int64_t, int64_t, int64_t, const LstmInput&, const float*, const float*, const float*, bool, float*,
                   float*, float*) {}
 void lstm_backward(int64_t, int64_t, int64_t, const float*, const float*, const float*, const float*, const float*,
                    const float*, const float*, bool, float*, float*, float*) {}

@@ -11,9 +11,25 @@ namespace rnn_fast {
 // AVX-512 and the batch is short enough for the per-step register-tiled products.
 bool lstm_fast_applies(int64_t B);
 
-// One direction over Tn >= 1 steps. gx (Tn, B, 4H) input projections; h0, c0 (B, H); w (4H, H)
-// row-major W_hh. Writes out (Tn, B, H), gates (Tn, B, 4H) activated, cells (Tn, B, H).
-void lstm_forward(int64_t Tn, int64_t B, int64_t H, const float* gx, const float* h0, const float* c0,
+// What a forward step adds to the recurrent product: the precomputed input projections gx
+// (Tn, B, 4H), or (gx null) the input x (Tn, B, I) with W_ih (4H, I) row-major and an optional
+// combined bias b_ih + b_hh (4H), which the loop projects step by step (lstm_fuses_input).
+struct LstmInput {
+  const float* gx;
+  const float* x;
+  const float* w_ih;
+  const float* bias;
+  int64_t I;
+};
+
+// Whether the forward projects the input inside the time loop (W_ih's panels beside W_hh's)
+// rather than taking gx from one GEMM before it: when the input is no wider than the hidden
+// state, so the panels grow by at most 2x (See Note [Fused LSTM fast path]).
+inline bool lstm_fuses_input(int64_t I, int64_t H) { return I <= H; }
+
+// One direction over Tn >= 1 steps. h0, c0 (B, H); w (4H, H) row-major W_hh. Writes out
+// (Tn, B, H), gates (Tn, B, 4H) activated, cells (Tn, B, H).
+void lstm_forward(int64_t Tn, int64_t B, int64_t H, const LstmInput& in, const float* h0, const float* c0,
                   const float* w, bool reverse, float* out, float* gates, float* cells);
 
 // Backward over Tn >= 1 steps. gout (Tn, B, H); ghn/gcn (B, H); c0, gates, cells as saved by

@@ -1,10 +1,11 @@
 """Recurrent layers: RNN, LSTM, GRU (multi-layer, bidirectional, packed sequences) and their cells.
 
-Each layer and direction projects its whole input with one GEMM, then runs the time loop: LSTM
-and GRU on float32/float64 CPU padded input in one fused C++ call per layer and direction
-(See Note [Fused recurrent layers] in ndcore's csrc/kernels/rnn.cpp), everything else (RNN,
-LSTM with ``proj_size``, packed sequences, other dtypes/devices) one ``addmm`` plus the gate math
-per step. Parameter names, shapes, gate orders and initialisation follow torch.
+LSTM and GRU layers on float32/float64 CPU padded input run one fused C++ call per layer and
+direction (See Note [Fused recurrent layers] in ndcore's csrc/kernels/rnn.cpp): an LSTM call
+takes the layer input and both weights, a GRU call its input projection, done by one GEMM.
+Everything else (RNN, LSTM with ``proj_size``, packed sequences, other dtypes/devices) projects
+the whole input with one GEMM, then runs one ``addmm`` plus the gate math per step. Parameter
+names, shapes, gate orders and initialisation follow torch.
 """
 from __future__ import annotations
 
@@ -28,21 +29,25 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 # ---- fused layers (one autograd node per layer and direction) ----------------------------------
 class _FusedLSTM(ndgrad.Function):
+    """One LSTM layer and direction, input projection included (Note [Fused recurrent layers])."""
+
     @staticmethod
-    def forward(ctx, gates_x, h0, c0, w_hh, reverse):
-        out, hn, cn, gates, cells = _C._lstm_layer(gates_x, h0, c0, w_hh, reverse)
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+        out, hn, cn, gates, cells = _C._lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
         ctx.reverse = reverse
+        ctx.has_bias = b_ih is not None
         # a detached alias, not the output itself: ndgrad keeps a saved output alive past the
         # graph (its storage, ~T*B*H, was never freed)
-        ctx.save_for_backward(h0, c0, w_hh, out.detach(), gates, cells)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out.detach(), gates, cells)
         return out, hn, cn
 
     @staticmethod
     @ndgrad.once_differentiable
     def backward(ctx, grad_out, grad_hn, grad_cn):
-        h0, c0, w_hh, out, gates, cells = ctx.saved_tensors
-        g = _C._lstm_layer_backward(grad_out, grad_hn, grad_cn, h0, c0, w_hh, out, gates, cells, ctx.reverse)
-        return g[0], g[1], g[2], g[3], None
+        x, h0, c0, w_ih, w_hh, out, gates, cells = ctx.saved_tensors
+        g = _C._lstm_layer_backward(grad_out, grad_hn, grad_cn, x, h0, c0, w_ih, w_hh, out, gates, cells,
+                                    ctx.reverse, ctx.has_bias, ctx.needs_input_grad[0])
+        return (*g, None)
 
 
 class _FusedGRU(ndgrad.Function):
@@ -271,23 +276,22 @@ class RNNBase(Module):
                 idx = layer * D + d
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, d)
                 init_state = tuple(s[idx] for s in states)
-                x2d = layer_in.reshape(-1, layer_in.shape[-1])
-                if self.mode == "GRU":
-                    bias = b_ih
+                if fused and self.mode == "LSTM":
+                    out, hn, cn = _FusedLSTM.apply(layer_in, init_state[0], init_state[1], w_ih, w_hh, b_ih, b_hh,
+                                                   d == 1)
+                    final = (hn, cn)
+                elif fused:  # GRU: b_hn sits inside the reset gate's product, so only b_ih joins gx
+                    gx = _input_projection(layer_in.reshape(-1, layer_in.shape[-1]), w_ih, b_ih).reshape(T, B, -1)
+                    b = b_hh if b_hh is not None else nd.zeros(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device)
+                    out, hn = _FusedGRU.apply(gx, init_state[0], w_hh, b, d == 1)
+                    final = (hn,)
                 else:
-                    bias = None if b_ih is None else b_ih + b_hh
-                gx = _input_projection(x2d, w_ih, bias)
-                if fused:
-                    gx = gx.reshape(T, B, gx.shape[-1])
-                    if self.mode == "LSTM":
-                        out, hn, cn = _FusedLSTM.apply(gx, init_state[0], init_state[1], w_hh, d == 1)
-                        final = (hn, cn)
+                    x2d = layer_in.reshape(-1, layer_in.shape[-1])
+                    if self.mode == "GRU":
+                        bias = b_ih
                     else:
-                        b = b_hh if b_hh is not None else nd.zeros(w_hh.shape[0], dtype=w_hh.dtype,
-                                                                   device=w_hh.device)
-                        out, hn = _FusedGRU.apply(gx, init_state[0], w_hh, b, d == 1)
-                        final = (hn,)
-                else:
+                        bias = None if b_ih is None else b_ih + b_hh
+                    gx = _input_projection(x2d, w_ih, bias)
                     if self.mode == "LSTM":
                         step = lambda g, s, w=w_hh, r=w_hr: _lstm_step(g, s, w, r)  # noqa: E731
                     elif self.mode == "GRU":
