@@ -73,6 +73,33 @@ def test_softmax_extremes_and_half_precision():
     assert nd._softmax(nd.tensor(x).to(nd.bfloat16), 1, True).dtype == nd.float32
 
 
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 32, 33, 100, 1000])
+def test_softmax_float32_rows_of_every_tail(n):
+    """Rows over the last dim run 16-lane vectors on AVX-512 (two at a time, then a masked tail)."""
+    x = _rng(6).standard_normal((5, n)).astype(np.float32) * 6
+    ref = _np_log_softmax(x.astype(np.float64), 1)
+    t = nd.tensor(x)
+    np.testing.assert_allclose(t.softmax(1).numpy(), np.exp(ref), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(t.log_softmax(1).numpy(), ref, rtol=2e-6, atol=2e-6)
+
+
+def test_softmax_float32_long_rows_special_values():
+    """A NaN or +inf anywhere makes its whole row NaN (the max skips NaN; the sum carries it), as
+    torch; -inf entries and entries ~1000 below the max give exact zeros."""
+    x = np.zeros((4, 50), np.float32)
+    x[0, 37] = np.nan
+    x[1, 3] = np.inf
+    x[2, ::2] = -np.inf
+    x[3, 1::2] = -1000.0
+    for log in (False, True):
+        t = nd.tensor(x)
+        y = (t.log_softmax(1) if log else t.softmax(1)).numpy()
+        assert np.isnan(y[:2]).all()
+        p = np.exp(y[2:]) if log else y[2:]
+        np.testing.assert_allclose(p[0], np.where(np.isinf(x[2]), 0.0, 1 / 25), rtol=1e-6)
+        np.testing.assert_allclose(p[1], np.where(x[3] < 0, 0.0, 1 / 25), rtol=1e-6)
+
+
 @pytest.mark.parametrize("dim", [0, 1, 2])
 def test_softmax_gradients(dim):
     x = _rng(4).standard_normal((3, 4, 5))

@@ -151,12 +151,13 @@ constexpr int64_t kColBlock = 256;
 // The library is built for baseline x86-64 (SSE2), where the float32 exp polynomial runs 3-4x
 // slower than with AVX2/AVX-512. The float32 softmax loops are therefore compiled three times
 // (baseline, AVX2+FMA, AVX-512) and picked once at run time by simd_level() (see Note [ISA
-// variants] in simd_dispatch.h).
-#define ND_SOFTMAX_F32_VARIANTS(ATTR, SUFFIX)                                                              \
+// variants] in simd_dispatch.h); the AVX-512 rows are hand-vectorised (softmax_rows_f32_x16).
+#define ND_SOFTMAX_F32_ROWS(ATTR, SUFFIX)                                                                   \
   ATTR void softmax_rows_f32##SUFFIX(bool log, const float* x, float* y, int64_t rows, int64_t n) {        \
     for (int64_t r = 0; r < rows; ++r)                                                                     \
       log ? softmax_row<float, true>(x + r * n, y + r * n, n) : softmax_row<float, false>(x + r * n, y + r * n, n); \
-  }                                                                                                        \
+  }
+#define ND_SOFTMAX_F32_COLS_BWD(ATTR, SUFFIX)                                                              \
   ATTR void softmax_cols_f32##SUFFIX(bool log, const float* x, float* y, int64_t n, int64_t inner, int64_t j0, \
                                      int64_t j1, float* m, float* s) {                                      \
     log ? softmax_cols<float, true>(x, y, n, inner, j0, j1, m, s) : softmax_cols<float, false>(x, y, n, inner, j0, j1, m, s); \
@@ -167,24 +168,88 @@ constexpr int64_t kColBlock = 256;
         : softmax_bwd_cols<float, false>(g, y, out, n, inner, j0, j1, s);                                   \
   }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+ND_SOFTMAX_F32_COLS_BWD(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), _avx512)
+ND_SOFTMAX_F32_ROWS(__attribute__((target("avx2,fma"))), _avx2)
+ND_SOFTMAX_F32_COLS_BWD(__attribute__((target("avx2,fma"))), _avx2)
+#endif
+ND_SOFTMAX_F32_ROWS(, _base)
+ND_SOFTMAX_F32_COLS_BWD(, _base)
+
+#ifdef ND_VM_HAVE_X16
+// float32 softmax rows on whole 16-lane vectors (the AVX-512 variant): the max, then exp_x16 of
+// x - max with the sum accumulated in the same pass (log-softmax stores nothing there), then the
+// rescale or shift, against four passes with the auto-vectorised scalar exp. A NaN is skipped by
+// the max as in run_max and reaches the whole row through the sum.
+ND_VM_X16 __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+template <bool Log>
+ND_VM_X16 void softmax_row_x16(const float* x, float* y, int64_t n) {
+  __m512 m0 = vm::f16(-std::numeric_limits<float>::infinity()), m1 = m0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm512_maskz_max_ps(vm::kAll16, m0, _mm512_loadu_ps(x + i));
+    m1 = _mm512_maskz_max_ps(vm::kAll16, m1, _mm512_loadu_ps(x + i + 16));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    m0 = _mm512_mask_max_ps(m0, k, m0, _mm512_maskz_loadu_ps(k, x + i));
+  }
+  const float m = _mm512_reduce_max_ps(_mm512_maskz_max_ps(vm::kAll16, m0, m1));
+  const __m512 mv = vm::f16(m);
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+  for (i = 0; i + 32 <= n; i += 32) {
+    const __m512 e0 = vm::exp_x16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
+    const __m512 e1 = vm::exp_x16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mv));
+    s0 = _mm512_add_ps(s0, e0);
+    s1 = _mm512_add_ps(s1, e1);
+    if constexpr (!Log) {
+      _mm512_storeu_ps(y + i, e0);
+      _mm512_storeu_ps(y + i + 16, e1);
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    const __m512 e = _mm512_maskz_mov_ps(k, vm::exp_x16(_mm512_sub_ps(_mm512_mask_loadu_ps(mv, k, x + i), mv)));
+    s0 = _mm512_add_ps(s0, e);
+    if constexpr (!Log) _mm512_mask_storeu_ps(y + i, k, e);
+  }
+  const float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  if constexpr (Log) {
+    const __m512 shift = vm::f16(m + std::log(s));
+    for (i = 0; i < n; i += 16) {
+      const __mmask16 k = tail_mask(n - i);
+      _mm512_mask_storeu_ps(y + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), shift));
+    }
+  } else {
+    const __m512 inv = vm::f16(1.0f / s);
+    for (i = 0; i < n; i += 16) {
+      const __mmask16 k = tail_mask(n - i);
+      _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), inv));
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) void softmax_rows_f32_x16(
+    bool log, const float* x, float* y, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    log ? softmax_row_x16<true>(x + r * n, y + r * n, n) : softmax_row_x16<false>(x + r * n, y + r * n, n);
+}
+#endif
+
 struct SoftmaxF32 {
   void (*rows)(bool, const float*, float*, int64_t, int64_t);
   void (*cols)(bool, const float*, float*, int64_t, int64_t, int64_t, int64_t, float*, float*);
   void (*bwd)(bool, const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t, float*);
 };
 
-#if defined(__GNUC__) && defined(__x86_64__)
-ND_SOFTMAX_F32_VARIANTS(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), _avx512)
-ND_SOFTMAX_F32_VARIANTS(__attribute__((target("avx2,fma"))), _avx2)
-#endif
-ND_SOFTMAX_F32_VARIANTS(, _base)
 
 const SoftmaxF32& softmax_f32() {
   static const SoftmaxF32 fns = [] {
 #if defined(__GNUC__) && defined(__x86_64__)
     // the level shared by every kernel's variants, ND_SIMD included (simd_dispatch.h)
     if (simd_level() == SimdLevel::Avx512)
-      return SoftmaxF32{softmax_rows_f32_avx512, softmax_cols_f32_avx512, softmax_bwd_f32_avx512};
+      return SoftmaxF32{softmax_rows_f32_x16, softmax_cols_f32_avx512, softmax_bwd_f32_avx512};
     if (simd_level() == SimdLevel::Avx2)
       return SoftmaxF32{softmax_rows_f32_avx2, softmax_cols_f32_avx2, softmax_bwd_f32_avx2};
 #endif
