@@ -182,6 +182,22 @@ ND_SOFTMAX_F32_COLS_BWD(, _base)
 // rescale or shift, against four passes with the auto-vectorised scalar exp. A NaN is skipped by
 // the max as in run_max and reaches the whole row through the sum.
 ND_VM_X16 __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+// Horizontal max (NaN lanes lose, as in run_max) and sum through memory: GCC 12 reports the
+// _mm512_reduce_* intrinsics' internal undefined vectors under -Wmaybe-uninitialized.
+ND_VM_X16 float lanes_max(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float m = t[0];
+  for (int k = 1; k < 16; ++k) m = t[k] > m ? t[k] : m;
+  return m;
+}
+ND_VM_X16 float lanes_sum(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s = 0.0f;
+  for (int k = 0; k < 16; ++k) s += t[k];
+  return s;
+}
 
 template <bool Log>
 ND_VM_X16 void softmax_row_x16(const float* x, float* y, int64_t n) {
@@ -195,7 +211,7 @@ ND_VM_X16 void softmax_row_x16(const float* x, float* y, int64_t n) {
     const __mmask16 k = tail_mask(n - i);
     m0 = _mm512_mask_max_ps(m0, k, m0, _mm512_maskz_loadu_ps(k, x + i));
   }
-  const float m = _mm512_reduce_max_ps(_mm512_maskz_max_ps(vm::kAll16, m0, m1));
+  const float m = lanes_max(_mm512_maskz_max_ps(vm::kAll16, m0, m1));
   const __m512 mv = vm::f16(m);
   __m512 s0 = _mm512_setzero_ps(), s1 = s0;
   for (i = 0; i + 32 <= n; i += 32) {
@@ -214,7 +230,7 @@ ND_VM_X16 void softmax_row_x16(const float* x, float* y, int64_t n) {
     s0 = _mm512_add_ps(s0, e);
     if constexpr (!Log) _mm512_mask_storeu_ps(y + i, k, e);
   }
-  const float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  const float s = lanes_sum(_mm512_add_ps(s0, s1));
   if constexpr (Log) {
     const __m512 shift = vm::f16(m + std::log(s));
     for (i = 0; i < n; i += 16) {
