@@ -305,3 +305,107 @@ def test_grad_scaler_with_ndoptim():
     scaler.update()
     expected = before - 0.1 * 2 * float(total.item())  # d(total^2)/dp = 2 * total, unscaled
     np.testing.assert_allclose(params[0].detach().numpy(), expected, rtol=1e-5)
+
+
+# ---- modules and functionals whose fused kernels compute in float32 under autocast -------------
+def _rnn_cases():
+    import ndnn
+
+    return [("LSTM", {}), ("GRU", {}), ("RNN", {}), ("LSTM", {"proj_size": 2}),
+            ("LSTM", {"num_layers": 2, "bidirectional": True}), ("GRU", {"num_layers": 2, "batch_first": True})], ndnn
+
+
+def _dtype_name(t):
+    return str(t.dtype).split(".")[-1]
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections")
+@pytest.mark.parametrize("fed", ["float32", "bfloat16", "packed"])
+def test_recurrent_layers_under_autocast_match_torch_dtypes_and_values(fed):
+    """Recurrent layers run in their weights' dtype with autocast suspended and round their
+    results to the dtype torch's take (bfloat16 for LSTM on padded input and RNN; GRU and a
+    packed LSTM stay float32 unless fed bfloat16); the values are the float32 results rounded."""
+    torch = pytest.importorskip("torch")
+    from ndnn.utils.rnn import pack_padded_sequence
+
+    cases, ndnn = _rnn_cases()
+    r = np.random.default_rng(2)
+    for kind, kw in cases:
+        nd.manual_seed(0)
+        m = getattr(ndnn, kind)(4, 3, **kw)
+        tm = getattr(torch.nn, kind)(4, 3, **kw)
+        x = r.standard_normal((2, 5, 4) if kw.get("batch_first") else (5, 2, 4)).astype(np.float32)
+
+        def run(lib, module, a):
+            if fed == "packed":
+                if lib is torch:
+                    return module(torch.nn.utils.rnn.pack_padded_sequence(a, [5, 3], kw.get("batch_first", False)))
+                return module(pack_padded_sequence(a, [5, 3], kw.get("batch_first", False)))
+            return module(a.bfloat16() if fed == "bfloat16" else a)
+
+        with amp.autocast():
+            out, state = run(nd, m, nd.tensor(x))
+        with torch.autocast("cpu"):
+            tout, tstate = run(torch, tm, torch.tensor(x))
+        mine = [out.data if fed == "packed" else out] + list(state if isinstance(state, tuple) else (state,))
+        theirs = [tout.data if fed == "packed" else tout] + list(tstate if isinstance(tstate, tuple) else (tstate,))
+        assert [_dtype_name(a) for a in mine] == [_dtype_name(b) for b in theirs], (kind, kw)
+        # the values: the float32 module's results, rounded to the output dtype
+        ref_in = nd.tensor(x).bfloat16().float() if fed == "bfloat16" else nd.tensor(x)
+        ref_out, ref_state = run(nd, m, ref_in) if fed == "packed" else m(ref_in)
+        refs = [ref_out.data if fed == "packed" else ref_out] + list(
+            ref_state if isinstance(ref_state, tuple) else (ref_state,))
+        for a, b in zip(mine, refs):
+            np.testing.assert_array_equal(_np32(a), _np32(b.to(a.dtype)))
+
+
+def test_recurrent_cells_under_autocast_match_torch():
+    """LSTMCell and GRUCell (fused cells in torch, not lowered) compute in float32 and return the
+    input's dtype; RNNCell's two products run lowered, as torch's."""
+    torch = pytest.importorskip("torch")
+    import ndnn
+
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    first = lambda out: out[0] if isinstance(out, tuple) else out  # noqa: E731
+    for kind in ("LSTMCell", "GRUCell", "RNNCell"):
+        m, tm = getattr(ndnn, kind)(4, 3), getattr(torch.nn, kind)(4, 3)
+        for low in (False, True):
+            a = nd.tensor(x).bfloat16() if low else nd.tensor(x)
+            with amp.autocast():
+                mine = first(m(a))
+            with torch.autocast("cpu"):
+                theirs = first(tm(torch.tensor(x).bfloat16() if low else torch.tensor(x)))
+            assert _dtype_name(mine) == _dtype_name(theirs), (kind, low)
+            if kind != "RNNCell":
+                np.testing.assert_array_equal(_np32(mine), _np32(first(m(a.float())).to(mine.dtype)))
+
+
+def _np32(t):
+    return t.float().detach().numpy()
+
+
+def test_attention_and_prelu_under_autocast_match_torch():
+    torch = pytest.importorskip("torch")
+    import ndnn.functional as F
+
+    r = np.random.default_rng(4)
+    q, k, v = (r.standard_normal((2, 3, 6, 8)).astype(np.float32) for _ in range(3))
+    mask = r.standard_normal((6, 6)).astype(np.float32)
+    for kw in ({}, {"is_causal": True}, {"attn_mask": "mask"}):
+        args = {key: (mask if val == "mask" else val) for key, val in kw.items()}
+        with amp.autocast():
+            mine = F.scaled_dot_product_attention(nd.tensor(q), nd.tensor(k).bfloat16(), nd.tensor(v),
+                                                  **{a: nd.tensor(b) if isinstance(b, np.ndarray) else b
+                                                     for a, b in args.items()})
+        with torch.autocast("cpu"):
+            theirs = torch.nn.functional.scaled_dot_product_attention(
+                torch.tensor(q), torch.tensor(k).bfloat16(), torch.tensor(v),
+                **{a: torch.tensor(b) if isinstance(b, np.ndarray) else b for a, b in args.items()})
+        assert mine.dtype == nd.bfloat16 and theirs.dtype == torch.bfloat16
+        np.testing.assert_allclose(_np32(mine), theirs.float().numpy(), atol=3e-2, rtol=3e-2)
+    x, a = r.standard_normal((3, 4)).astype(np.float32), np.array([0.25], np.float32)
+    with amp.autocast():
+        mine = F.prelu(nd.tensor(x), nd.tensor(a))
+        wide = F.prelu(nd.tensor(x).double(), nd.tensor(a).double())
+    assert mine.dtype == nd.bfloat16 and wide.dtype == nd.float64
+    np.testing.assert_array_equal(_np32(mine), _np32(nd.tensor(np.where(x > 0, x, x * a)).bfloat16()))

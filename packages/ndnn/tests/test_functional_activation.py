@@ -56,7 +56,7 @@ CASES = {
     "softshrink": (F.softshrink, lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)),
                    "softshrink", {"lambd": 0.5}),
     "hardshrink": (F.hardshrink, lambda x: np.where(np.abs(x) > 0.5, x, 0), "hardshrink", {"lambd": 0.5}),
-    "rrelu_eval": (lambda x: F.rrelu(x, 0.1, 0.3, training=False), lambda x: np.where(x >= 0, x, 0.2 * x), "rrelu",
+    "rrelu_eval": (lambda x: F.rrelu(x, 0.1, 0.3, training=False), lambda x: np.where(x > 0, x, 0.2 * x), "rrelu",
                    {"lower": 0.1, "upper": 0.3, "training": False}),
 }
 
@@ -250,3 +250,38 @@ def test_elu_gradient_finite_for_large_inputs():
     F.elu(x).sum().backward()
     assert np.all(np.isfinite(x.grad.numpy()))
     close(x.grad, [1.0, np.exp(-100.0), 1.0], atol=1e-6)
+
+
+# the points _input avoids: where each activation's pieces meet, torch's gradients pick a side
+KINK_CASES = {
+    "relu6": (F.relu6, "relu6", {}), "hardtanh": (lambda x: F.hardtanh(x, -3.0, 3.0), "hardtanh", {}),
+    "hardsigmoid": (F.hardsigmoid, "hardsigmoid", {}), "hardswish": (F.hardswish, "hardswish", {}),
+    "relu": (F.relu, "relu", {}), "leaky_relu": (F.leaky_relu, "leaky_relu", {}),
+    "rrelu_eval": (lambda x: F.rrelu(x, training=False), "rrelu", {}), "elu": (F.elu, "elu", {}),
+    "threshold": (lambda x: F.threshold(x, 0.0, -1.0), "threshold", {}),
+    "hardshrink": (F.hardshrink, "hardshrink", {}), "softshrink": (F.softshrink, "softshrink", {}),
+}
+KINKS = np.array([-7.0, -6.0, -4.0, -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 4.0, 6.0, 7.0], np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(KINK_CASES))
+@pytest.mark.parametrize("inplace", [False, True])
+def test_gradients_at_the_kinks_match_torch(name, inplace):
+    torch = pytest.importorskip("torch")
+    fn, tname, _ = KINK_CASES[name]
+    tfn = {"hardtanh": lambda x: torch.nn.functional.hardtanh(x, -3.0, 3.0),
+           "rrelu_eval": lambda x: torch.nn.functional.rrelu(x, training=False),
+           "threshold": lambda x: torch.nn.functional.threshold(x, 0.0, -1.0)}.get(name, getattr(torch.nn.functional,
+                                                                                               tname))
+    x = nd.tensor(KINKS, requires_grad=True)
+    if inplace and name in ("relu6", "hardtanh"):
+        out = (F.relu6(x.clone(), inplace=True) if name == "relu6" else F.hardtanh(x.clone(), -3.0, 3.0, inplace=True))
+    else:
+        out = fn(x)
+    ndgrad.backward(out.sum())
+    tx = torch.tensor(KINKS, requires_grad=True)
+    tout = tfn(tx)
+    tout.sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-6, atol=1e-7)
+    # elu's gradient away from 0 goes through expm1's (result + 1), ~1e-5 relative at x = -7
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4 if name == "elu" else 1e-6, err_msg=name)

@@ -55,6 +55,17 @@ def get_autocast_dtype(device_type: str = "cpu"):
     return dtype if enabled else _DEFAULT_DTYPE.get(dev, nd.float16)
 
 
+def _lowering_dtype(device_type: str):
+    """The autocast dtype while autocast is on for ``device_type``, else None.
+
+    For ops on torch's CPU 'lower' list that nd computes in float32 because their fused kernels
+    have no 16-bit variant (scaled_dot_product_attention, prelu, the recurrent layers): they run
+    with autocast suspended and round their result to this dtype, the dtype torch's has.
+    """
+    enabled, dtype = _C._get_autocast_state(device_type)
+    return dtype if enabled else None
+
+
 class autocast:
     """Context manager and decorator running the ops inside it in mixed precision (torch.autocast).
 

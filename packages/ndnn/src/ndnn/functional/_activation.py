@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import ndcore as nd
+from ndcore import _C
 
 __all__ = [
     "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "selu", "selu_", "celu",
@@ -53,7 +54,14 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """
     if min_val > max_val:
         raise ValueError(f"[hardtanh] min_val ({min_val}) cannot be greater than max_val ({max_val})")
-    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+    if not (input.requires_grad and _C.is_grad_enabled()):
+        return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+    if inplace:
+        return _inplace(input, hardtanh, min_val, max_val)
+    # torch's hardtanh passes the gradient on the open interval only; clamp's includes the bounds
+    # (relu6 at 0 and 6, hardsigmoid at +-3, hardswish at -3 and 3 all sit on one)
+    inside = (input > min_val).logical_and(input < max_val)
+    return nd.where(inside, input, input.detach().clamp(min_val, max_val))
 
 
 def hardtanh_(input, min_val=-1.0, max_val=1.0):
@@ -106,7 +114,12 @@ def prelu(input, weight):
         weight = weight.reshape((n,) + (1,) * (input.dim() - ch - 1))
     elif weight.dim() != 0:
         weight = weight.reshape(())
-    return nd.where(input > 0, input, input * weight)
+    out = nd.where(input > 0, input, input * weight)
+    from ..amp import _lowering_dtype
+
+    lower = _lowering_dtype(out.device.type)
+    # torch lowers prelu under CPU autocast (float32 only, as the other 'lower' ops)
+    return out.to(lower) if lower is not None and out.dtype == nd.float32 else out
 
 
 def elu(input, alpha=1.0, inplace=False):
@@ -223,7 +236,7 @@ def hardswish(input, inplace=False):
     """
     if inplace:
         return _inplace(input, hardswish)
-    out = input * (input + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
+    out = input * hardtanh(input + 3.0, 0.0, 6.0) * (1.0 / 6.0)
     return out
 
 
@@ -236,7 +249,7 @@ def hardsigmoid(input, inplace=False):
     """
     if inplace:
         return _inplace(input, hardsigmoid)
-    out = (input * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)
+    out = hardtanh(input * (1.0 / 6.0) + 0.5, 0.0, 1.0)
     return out
 
 
@@ -392,7 +405,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
         slope = input.new_empty(input.shape).uniform_(lower, upper)
     else:
         slope = (lower + upper) / 2
-    out = nd.where(input >= 0, input, input * slope)
+    out = nd.where(input > 0, input, input * slope)  # 0 takes the slope, as torch's gradient does
     return out
 
 

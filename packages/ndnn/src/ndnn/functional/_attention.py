@@ -127,6 +127,19 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     rest (dropout, 16-bit floats, broadcast batch dims, empty inputs, a mask that needs a
     gradient) run the composite softmax(QK^T)V below.
     """
+    from ..amp import _lowering_dtype, autocast
+
+    lower = _lowering_dtype(query.device.type)
+    if lower is not None and nd.float32 in (query.dtype, key.dtype, value.dtype) and \
+            all(t.dtype.is_floating_point and t.dtype != nd.float64 for t in (query, key, value)):
+        # torch lowers attention under CPU autocast; the fused kernel computes in float32 instead
+        # and the result is rounded to the autocast dtype, the dtype torch's has
+        if attn_mask is not None and attn_mask.dtype.is_floating_point:
+            attn_mask = attn_mask.float()
+        with autocast(query.device.type, enabled=False):
+            out = scaled_dot_product_attention(query.float(), key.float(), value.float(), attn_mask, dropout_p,
+                                               is_causal, scale, enable_gqa)
+        return out.to(lower)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if t.dim() < 2:
             raise ValueError(f"[scaled_dot_product_attention] expected {name} with at least 2 dims, got shape "

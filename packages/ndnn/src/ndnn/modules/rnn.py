@@ -139,6 +139,40 @@ def _run_steps(step, gx, batch_sizes, state, reverse):
     return out, final
 
 
+def _autocast_lowering(x, weight):
+    """The autocast dtype when autocast is on for ``x``'s device and would lower this module's
+    float32 work (torch's CPU autocast lowers float32 only); None otherwise."""
+    from ..amp import _lowering_dtype
+
+    return _lowering_dtype(x.device.type) if weight.dtype == nd.float32 else None
+
+
+def _cast(t, dtype):
+    return t if t is None or t.dtype == dtype else t.to(dtype)
+
+
+def _cast_state(hx, dtype):
+    if hx is None:
+        return None
+    return tuple(_cast(h, dtype) for h in hx) if isinstance(hx, (tuple, list)) else _cast(hx, dtype)
+
+
+def _without_autocast(module, input, hx):
+    """Runs ``module.forward`` in its weights' dtype with autocast suspended (inputs and states
+    cast to it). nd's fused recurrent kernels compute in float32/float64, so under autocast a
+    recurrent module rounds its results afterwards instead of lowering each op inside it."""
+    from .. import amp
+
+    w = module.weight_ih_l0.dtype if isinstance(module, RNNBase) else module.weight_ih.dtype
+    if isinstance(input, PackedSequence):
+        input = PackedSequence(_cast(input.data, w), input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    else:
+        input = _cast(input, w)
+    with amp.autocast(input.data.device.type if isinstance(input, PackedSequence) else input.device.type,
+                      enabled=False):
+        return module.forward(input, _cast_state(hx, w))
+
+
 class RNNBase(Module):
     """Base class of RNN, LSTM and GRU: owns the per-layer, per-direction parameters.
 
@@ -331,6 +365,25 @@ class RNNBase(Module):
         name = type(self).__name__
         packed = isinstance(input, PackedSequence)
         is_lstm = self.mode == "LSTM"
+        lower = _autocast_lowering(input.data if packed else input, self.weight_ih_l0)
+        if lower is not None:
+            # The dtypes torch's results take under CPU autocast: its LSTM on padded input (one
+            # oneDNN layer) and the per-step linear ops of RNN and of LSTM with proj_size run
+            # lowered; GRU and a packed LSTM without projections stay in float32 unless fed
+            # lowered input; with proj_size c_n stays float32 unless so fed.
+            fed_lower = (input.data if packed else input).dtype == lower
+            output, state = _without_autocast(self, input, hx)
+            if not (fed_lower or self.mode.startswith("RNN") or (is_lstm and (not packed or self.proj_size > 0))):
+                return output, state
+            if packed:
+                output = PackedSequence(output.data.to(lower), output.batch_sizes, output.sorted_indices,
+                                        output.unsorted_indices)
+            else:
+                output = output.to(lower)
+            if is_lstm:
+                keep_c = self.proj_size > 0 and not fed_lower
+                return output, (state[0].to(lower), state[1] if keep_c else state[1].to(lower))
+            return output, state.to(lower)
         if packed:
             x, batch_sizes = input.data, input.batch_sizes
             B = int(batch_sizes[0]) if batch_sizes.numel() else 0
@@ -513,6 +566,7 @@ class RNNCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 1, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
+        # under autocast its two products run lowered, as torch's RNNCell's
         x, (h,), batched = self._prepare(input, [hx])
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
         (h,) = _rnn_step(_input_projection(x, self.weight_ih, bias), (h,), self.weight_hh,
@@ -527,6 +581,8 @@ class LSTMCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
+        if _autocast_lowering(input, self.weight_ih) is not None:  # torch's fused cell is not lowered
+            return _cast_state(_without_autocast(self, input, hx), input.dtype)
         h0, c0 = (None, None) if hx is None else hx
         x, (h, c), batched = self._prepare(input, [h0, c0])
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
@@ -541,6 +597,8 @@ class GRUCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
+        if _autocast_lowering(input, self.weight_ih) is not None:  # torch's fused cell is not lowered
+            return _cast(_without_autocast(self, input, hx), input.dtype)
         x, (h,), batched = self._prepare(input, [hx])
         (h,) = _gru_step(_input_projection(x, self.weight_ih, self.bias_ih), (h,), self.weight_hh, self.bias_hh)
         return h if batched else h.squeeze(0)
