@@ -64,3 +64,24 @@ def test_zero_d_tensor_exponent_and_broadcast():
     e = np.array([2.0, 0.5, -1.0])
     np.testing.assert_allclose(nd.pow(a, nd.tensor(e)).numpy(), x**e, rtol=3e-7)
     np.testing.assert_allclose(nd.pow(nd.tensor(2.0), a).numpy(), 2.0 ** x, rtol=3e-7)
+
+
+@pytest.mark.parametrize("e", [1 / 3, 2.2, -0.7, 3])
+def test_float64_gradient_with_a_python_exponent_is_exact(e):
+    """The derivative e * x^(e - 1) computes e - 1 on the saved Python number in double (Note
+    [Arithmetic on numbers] in dispatch.cpp), not rounded to float32 first."""
+    import ndgrad
+
+    a = np.array([91.0, 0.5, 2.0])
+    x = nd.tensor(a, dtype=nd.float64, requires_grad=True)
+    ndgrad.backward(x.pow(e).sum())
+    np.testing.assert_allclose(x.grad.numpy(), e * a ** (e - 1), rtol=1e-15)
+    x32 = nd.tensor(a.astype(np.float32), requires_grad=True)
+    ndgrad.backward((x32 ** e).sum())
+    assert x32.grad.dtype == nd.float32
+
+
+def test_numbers_with_numbers_keep_the_default_dtype_for_users():
+    """Only calls on numbers alone compute in double: where(cond, 1.0, 0) is float32, as torch."""
+    assert nd.where(nd.tensor([True, False]), 1.0, 0).dtype == nd.float32
+    assert (nd.tensor(2.0) * 0.1).dtype == nd.float32

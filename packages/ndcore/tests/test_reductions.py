@@ -313,6 +313,24 @@ def test_norm_orders(p):
         _check("norm", x.norm(p, dim=1), np.linalg.norm(a, ord=p, axis=1), "float64")
 
 
+@pytest.mark.parametrize("p", [2, "fro", 3, 1.5])
+def test_norm_gradient_at_zero_is_zero(p):
+    """The root's slope is infinite at 0; torch's norm backward gives a zero norm gradient 0, and
+    nd's composite must not give 0 * inf = NaN. Rows that are not zero keep x / |x| (p = 2)."""
+    import ndgrad
+
+    x = nd.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, -4.0]], dtype=nd.float64, requires_grad=True)
+    ndgrad.backward(x.norm(p, dim=1).sum())
+    g = x.grad.numpy()
+    assert (g[0] == 0).all()
+    a = np.array([3.0, 0.0, -4.0])
+    q = 2.0 if p == "fro" else float(p)
+    np.testing.assert_allclose(g[1], np.sign(a) * np.abs(a) ** (q - 1) / np.linalg.norm(a, q) ** (q - 1), rtol=1e-12)
+    v = nd.zeros(4, requires_grad=True)
+    ndgrad.backward(nd.linalg.vector_norm(v, 2 if p == "fro" else p))
+    assert v.grad.tolist() == [0.0] * 4
+
+
 @pytest.mark.parametrize("name", ["sum", "amax", "argmax", "cumsum", "var", "logsumexp"])
 def test_dim_out_of_range(name):
     x = nd.ones(2, 3)

@@ -252,3 +252,31 @@ def test_unfold_fold_functional():
     close(F.fold(F.unfold(t(x), **kw), (6, 5), **kw), x * cover, atol=1e-5)
     with pytest.raises(NotImplementedError, match="Only 3D or 4D input"):
         F.unfold(t(x[0, 0]), 2)
+
+
+def test_zero_vectors_have_torch_gradients_through_norms():
+    """normalize / cosine_similarity / pairwise_distance on zero rows (padding): torch's finite
+    gradients, not NaN from the norm's root at 0."""
+    torch = pytest.importorskip("torch")
+    zeros, ones = np.zeros((2, 3)), np.ones((2, 3))
+    cases = [
+        lambda m, a: m.nn.functional.normalize(a).sum(),
+        lambda m, a: m.nn.functional.cosine_similarity(a, m.tensor(ones)).sum(),
+        lambda m, a: m.nn.functional.pairwise_distance(a, m.tensor(zeros)).sum(),
+        lambda m, a: a.norm(dim=1).sum(),
+    ]
+    for fn in cases:
+        x = nd.tensor(zeros, requires_grad=True)
+        ndgrad.backward(fn(_nd_namespace(), x))
+        tx = torch.tensor(zeros, requires_grad=True)
+        fn(torch, tx).backward()
+        assert np.isfinite(x.grad.numpy()).all()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
+def _nd_namespace():
+    import types
+
+    import ndnn
+
+    return types.SimpleNamespace(nn=types.SimpleNamespace(functional=F), tensor=nd.tensor, ndnn=ndnn)

@@ -46,6 +46,20 @@ std::atomic<AutogradHook> g_autograd_pre{nullptr};
 // Ops that kernels call internally (copy_into -> expand, reshape -> clone, ...) are part of the
 // outer op: hooks see only depth-0 calls, so autograd records the op the user called.
 thread_local int t_depth = 0;
+
+// Note [Arithmetic on numbers]
+// A Python number reaches an op as a wrapped 0-d tensor (float64 or int64) that never decides the
+// result dtype against real tensors. When every input of a call is such a number, which happens
+// only inside derivative formulas (`exponent - 1` for pow), the call computes in the numbers' own
+// dtype, as Python would in double, and its result is again a wrapped number; otherwise `1/3 - 1`
+// would be rounded to float32 (the default dtype) and a float64 gradient would lose precision.
+// result_type reads the flag; dispatch sets it around such a call's kernel.
+thread_local bool t_numbers_only = false;
+struct NumbersOnlyGuard {
+  bool prev;
+  explicit NumbersOnlyGuard(bool on) : prev(t_numbers_only) { t_numbers_only = on; }
+  ~NumbersOnlyGuard() { t_numbers_only = prev; }
+};
 struct DepthGuard {
   DepthGuard() { ++t_depth; }
   ~DepthGuard() { --t_depth; }
@@ -202,6 +216,8 @@ Device resolve_device(const Call& call, const OpDef& def) {
 }
 }  // namespace
 
+bool numbers_only_call() { return t_numbers_only; }
+
 void dispatch(Call& call) {
   const OpDef& def = op_def(call.op);
   const bool outer = t_depth == 0;
@@ -220,7 +236,14 @@ void dispatch(Call& call) {
     if (AutogradHook pre = g_autograd_pre.load(std::memory_order_relaxed)) pre(call);
 
   Device dev = resolve_device(call, def);
+  // Python numbers combined only with Python numbers (`exponent - 1` on a number a derivative
+  // formula saved) compute as Python does and give a number: See Note [Arithmetic on numbers].
+  bool numbers =
+      !inplace && !call.inputs.empty() && call.inputs[0].defined() && call.inputs[0].impl()->wrapped_number;
+  if (numbers)
+    for (const auto& t : call.inputs) numbers &= !t.defined() || t.impl()->wrapped_number;
   {
+    NumbersOnlyGuard numbers_only(numbers);
     DepthGuard depth;
     if (dev.is_cpu() || (def.flags & kView)) {
       if (!def.cpu) throw NotImplementedError(std::string("[") + def.name + "] has no CPU kernel");
@@ -234,6 +257,9 @@ void dispatch(Call& call) {
   if (inplace) {
     if (call.outputs.empty()) call.outputs.push_back(call.inputs[0]);
     call.inputs[0].bump_version();
+  } else if (numbers) {
+    for (auto& o : call.outputs)
+      if (o.defined() && o.dim() == 0) o.impl()->wrapped_number = true;
   }
 
   if (outer)

@@ -109,6 +109,8 @@ OpId op_id(const std::string& name);  // -1 if unknown
 const OpDef& op_def(OpId id);
 
 void dispatch(Call& call);
+// Whether the running kernel's inputs are all Python numbers (Note [Arithmetic on numbers]).
+bool numbers_only_call();
 // Convenience for single-output ops; `inplace` writes and returns inputs[0].
 Tensor dispatch1(OpId op, std::vector<Tensor> inputs, std::vector<Value> attrs, bool inplace = false);
 

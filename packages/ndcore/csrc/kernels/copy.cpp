@@ -71,6 +71,13 @@ DType result_type(const std::vector<Tensor>& ts) {
     if (category(lo) > category(hi)) return {true, promote_types(hi, lo)};
     return {true, hi};
   };
+  // a call on Python numbers alone computes in their own dtype (Note [Arithmetic on numbers])
+  if (!have[0] && !have[1] && have[2] && numbers_only_call()) {
+    DType exact = DType::Bool;
+    for (const auto& t : ts)
+      if (t.defined()) exact = promote_types(exact, t.dtype());
+    return exact;
+  }
   auto low = combine(have[1], res[1], have[2], res[2]);
   auto all = combine(have[0], res[0], low.first, low.second);
   return all.second;

@@ -47,7 +47,7 @@ def norm(self, p='fro', dim=None, keepdim=False, *, dtype=None, axis=None, keepd
         keepdim = keepdims
     x = self if dtype is None else self.to(dtype)
     if p in ("fro", 2, 2.0, None):
-        return (x * x).sum(dim, keepdim=keepdim).sqrt()
+        return linalg_vector_norm(x, 2, dim, keepdim)
     if p == float("inf"):
         return x.abs().amax(dim if dim is not None else [], keepdim=keepdim)
     if p == float("-inf"):
@@ -56,7 +56,7 @@ def norm(self, p='fro', dim=None, keepdim=False, *, dtype=None, axis=None, keepd
         return (x != 0).to(x.dtype).sum(dim, keepdim=keepdim)
     if p == 1:
         return x.abs().sum(dim, keepdim=keepdim)
-    return x.abs().pow(p).sum(dim, keepdim=keepdim).pow(1.0 / p)
+    return linalg_vector_norm(x, p, dim, keepdim)
 
 
 def count_nonzero(self, dim=None):
@@ -141,9 +141,13 @@ def linalg_vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, axis=No
         return (a != 0).to(a.dtype).sum(dim, keepdim=keepdim)
     if ord == 1:
         return a.sum(dim, keepdim=keepdim)
-    if ord == 2:
-        return (a * a).sum(dim, keepdim=keepdim).sqrt()
-    return a.pow(ord).sum(dim, keepdim=keepdim).pow(1.0 / ord)
+    s = (a * a) if ord == 2 else a.pow(ord)
+    s = s.sum(dim, keepdim=keepdim)
+    # the root has an infinite slope at 0: a zero norm takes gradient 0 (not 0 * inf = NaN), as
+    # torch's norm backward gives
+    zero = s == 0
+    s = s.masked_fill(zero, 1)
+    return (s.sqrt() if ord == 2 else s.pow(1.0 / ord)).masked_fill(zero, 0)
 
 
 def linalg_matrix_norm(A, ord='fro', dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
