@@ -80,7 +80,7 @@ def evaluate(model, loader) -> tuple[float, nd.Tensor]:
     return correct / total, nd.cat(preds)
 
 
-def train(epochs: int, lr: float = 2e-3) -> tuple[nn.Module, float, DataLoader, DataLoader]:
+def train(epochs: int, lr: float = 2e-3) -> tuple[nn.Module, float, float, DataLoader, DataLoader]:
     name, train_set, test_set = datasets()
     print(f"data: {name}: {len(train_set)} train / {len(test_set)} test images")
     nd.manual_seed(0)
@@ -101,9 +101,10 @@ def train(epochs: int, lr: float = 2e-3) -> tuple[nn.Module, float, DataLoader, 
             step += 1
             if step % 5 == 0 or step == steps:
                 progress(step, steps, f"epoch {epoch + 1}/{epochs} loss {loss.item():.4f}")
+    seconds = time.perf_counter() - start
     acc, _ = evaluate(model, test_loader)
-    print(f"trained {epochs} epochs in {time.perf_counter() - start:.1f} s; test accuracy {acc:.4f}")
-    return model, acc, train_loader, test_loader
+    print(f"trained {epochs} epochs in {seconds:.1f} s; test accuracy {acc:.4f}")
+    return model, acc, seconds, train_loader, test_loader
 
 
 def save_and_reload(model, loader) -> bool:
@@ -195,11 +196,12 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="Implicit dimension choice")
     epochs = int(os.environ.get("ND_EPOCHS", "12"))
     print(f"nd {nd.__version__}: training the seed's MNIST Net with Adam")
-    model, acc, train_loader, test_loader = train(epochs)
+    model, acc, seconds, train_loader, test_loader = train(epochs)
     same = save_and_reload(model, test_loader)
     profile_steps(model, train_loader)
     ext_ok = extension_demo()
-    ok = acc >= 0.95 and same and ext_ok
+    # the bar: >= 95% test accuracy within a minute of training on 2 cores
+    ok = acc >= 0.95 and seconds < 60 and same and ext_ok
     print("main job:", "ok" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -147,3 +147,46 @@ def test_dotted_imports_reach_the_providing_packages():
     if importlib.util.find_spec("nddist") is None:
         with pytest.raises(ImportError, match="nddist"):
             importlib.import_module("nd.distributed")
+
+
+TORCH_MODULE_PATHS = [
+    ("conv", "Conv2d"), ("conv", "ConvTranspose1d"), ("rnn", "LSTM"), ("rnn", "GRUCell"), ("linear", "Linear"),
+    ("linear", "Identity"), ("linear", "Bilinear"), ("batchnorm", "BatchNorm2d"), ("pooling", "MaxPool2d"),
+    ("pooling", "AdaptiveAvgPool2d"), ("activation", "ReLU"), ("activation", "MultiheadAttention"),
+    ("activation", "Softmax"), ("loss", "CrossEntropyLoss"), ("dropout", "Dropout"), ("sparse", "Embedding"),
+    ("sparse", "EmbeddingBag"), ("transformer", "TransformerEncoderLayer"), ("transformer", "Transformer"),
+    ("container", "Sequential"), ("container", "ModuleList"), ("container", "ParameterDict"),
+    ("normalization", "LayerNorm"), ("normalization", "GroupNorm"), ("instancenorm", "InstanceNorm2d"),
+    ("upsampling", "Upsample"), ("pixelshuffle", "PixelShuffle"), ("padding", "ZeroPad2d"),
+    ("distance", "CosineSimilarity"), ("flatten", "Flatten"), ("module", "Module"),
+]
+
+
+@pytest.mark.parametrize("submodule,name", TORCH_MODULE_PATHS)
+def test_layers_live_at_torch_module_paths(submodule, name):
+    """Scripts and allow-lists name classes by torch's module paths (nd.nn.modules.conv.Conv2d)."""
+    import importlib
+
+    pytest.importorskip("ndnn")
+    import nd
+
+    mod = importlib.import_module(f"nd.nn.modules.{submodule}")
+    assert getattr(mod, name) is getattr(nd.nn, name)
+
+
+def test_every_torch_layer_nd_has_is_at_torch_module_path():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("ndnn")
+    import importlib
+
+    import nd
+
+    checked = 0
+    for name in dir(torch.nn):
+        cls = getattr(torch.nn, name)
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module) and hasattr(nd.nn, name)):
+            continue
+        path = cls.__module__.replace("torch.nn", "nd.nn", 1)
+        assert getattr(importlib.import_module(path), name) is getattr(nd.nn, name), f"{path}.{name}"
+        checked += 1
+    assert checked > 100

@@ -173,6 +173,7 @@ def test_lbfgs_matches_torch():
                                            err_msg=f"{line_search} step {step}")
         st_nd, st_t = o_nd.state[p_nd[0]], o_t.state[p_t[0]]
         assert (st_nd["func_evals"], st_nd["n_iter"]) == (st_t["func_evals"], st_t["n_iter"])
+        assert sorted(st_nd) == sorted(st_t) and len(st_nd["al"]) == len(st_t["al"]) == 5
 
 
 def test_lbfgs_minimizes_quadratic_without_torch():

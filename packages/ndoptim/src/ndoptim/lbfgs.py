@@ -202,8 +202,10 @@ class LBFGS(Optimizer):
                     old_stps.append(s)
                     ro.append(1.0 / ys)
                     h_diag = ys / y.dot(y).item()
-                # two-loop recursion: d = -H g
-                al = [0.0] * len(old_dirs)
+                # two-loop recursion: d = -H g (the scratch list lives in the state, as torch's)
+                al = state.setdefault("al", [None] * history)
+                if len(al) < len(old_dirs):
+                    al.extend([None] * (len(old_dirs) - len(al)))
                 q = -flat_grad
                 for i in range(len(old_dirs) - 1, -1, -1):
                     al[i] = old_stps[i].dot(q).item() * ro[i]
