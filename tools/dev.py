@@ -33,6 +33,7 @@ EXTERNAL = [
     "pytest>=8", "hypothesis>=6", "pyyaml", "scipy",       # tests and opgen
     "scikit-learn",                                        # the main job's embedded digits data
     "pillow",                                              # image interop tests (the seed's PIL snippet)
+    "safetensors",                                         # reads nd.save's files in a test
 ]
 OPTIONAL = ["torch==2.13.0"]  # a test reference when the machine has it
 
