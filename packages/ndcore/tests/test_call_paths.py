@@ -248,3 +248,19 @@ def test_block_cache_sizes(nbytes):
     for i, t in zip((1, 3), kept):
         assert float(t.max()) == i and float(t.min()) == i
     _C.empty_cache()
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "floor_divide", "remainder", "pow"])
+@pytest.mark.parametrize("number,dtype", [(2.5, nd.float32), (3, nd.int64), (1.5, nd.float64), (2, nd.float32)])
+def test_function_forms_take_a_number_first(name, number, dtype):
+    """torch.mul(0.5, x), torch.pow(2, x): a Python number as the first operand beside a tensor,
+    with the tensor's dtype deciding the result (the number is a wrapped number)."""
+    x = np.array([1, 2, 4]).astype({nd.float32: np.float32, nd.int64: np.int64, nd.float64: np.float64}[dtype])
+    got = getattr(nd, name)(number, nd.tensor(x))
+    ref = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+           "floor_divide": np.floor_divide, "remainder": np.remainder, "pow": np.power}[name](number, x)
+    want = nd.float32 if name == "div" and dtype == nd.int64 else dtype
+    assert got.dtype == want
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-6)
+    with pytest.raises(TypeError, match=rf"\[{name}\]"):
+        getattr(nd, name)(number, number)

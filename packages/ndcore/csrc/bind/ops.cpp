@@ -42,6 +42,7 @@ struct Overload {
   size_t npos = 0;             // parameters that may be given positionally
   size_t n_tensor_params = 0;  // a size hint for Call::inputs
   bool precast = false;        // (self, other, ...) arithmetic: See Note [Python numbers in the result dtype]
+  bool number_self = false;    // the function form takes a Python number for self beside a tensor other
 };
 
 py::object parse_default(const char* text, PT t) {
@@ -253,7 +254,9 @@ __attribute__((noinline)) py::object call_op(const OpBinding& b, const Args& arg
         if (ps[pi].required) ok = false;
         continue;
       }
-      ok = matches(ps[pi].type, bound[pi], pi == 0 && (method || ps[pi].name == "self"));
+      bool tensor_only = pi == 0 && (method || ps[pi].name == "self");
+      if (tensor_only && !method && ov.number_self && bound[1] && is_tensor(bound[1])) tensor_only = false;
+      ok = matches(ps[pi].type, bound[pi], tensor_only);
     }
     if (!ok) continue;
 
@@ -623,6 +626,13 @@ void init_ops(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorImpl>
       ov.precast |= std::string(d.name) == name;
     ov.precast = ov.precast && ov.params.size() >= 2 && ov.params[0].type == PT::Tensor && ov.params[1].type == PT::Tensor &&
                  ov.params[1].name == "other";
+    // torch's parser lets these functions take a number as their first operand when the second
+    // is a tensor (torch.mul(0.5, x), torch.pow(2, x)); the number joins as a wrapped number
+    static const char* const number_self_ops[] = {"add", "sub", "mul", "div", "floor_divide", "remainder", "pow"};
+    for (const char* name : number_self_ops)
+      ov.number_self |= std::string(d.name) == name;
+    ov.number_self = ov.number_self && ov.params.size() >= 2 && ov.params[0].type == PT::Tensor &&
+                     ov.params[1].type == PT::Tensor;
     if (d.returns.size() > 1) {
       py::list fields;
       for (auto r : d.returns) fields.append(r);
