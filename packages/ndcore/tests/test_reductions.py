@@ -344,3 +344,18 @@ def test_max_min_with_tensor_other_is_elementwise():
     assert nd.min(a, other=b).tolist() == [1.0, 2.0, -2.0]
     assert a.max().item() == 5.0 and a.max(0).indices.item() == 1
     assert not hasattr(a, "max_")  # the alias adds an overload, not maximum's in-place variant
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [7, 70, 1030])
+def test_amax_amin_over_rows_keep_nan_and_inf(dtype, cols):
+    """Column maxima (the rows of a contiguous input folded into an output-sized buffer, in ISA
+    variants): NaN wins wherever it sits, infinities are ordinary values."""
+    r = np.random.default_rng(cols)
+    a = r.standard_normal((300, cols)).astype(dtype)
+    a[5, 3], a[299, 6] = np.nan, np.nan
+    a[7, 1] = np.inf
+    a[:, 2] = -np.inf
+    for name, ref in (("amax", a.max(0)), ("amin", a.min(0))):
+        got = getattr(nd.tensor(a), name)(0).numpy()
+        np.testing.assert_array_equal(got, ref)

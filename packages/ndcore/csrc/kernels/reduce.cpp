@@ -147,6 +147,15 @@ ND_SIMD_KERNEL(ColAccum, (T* __restrict acc, const T* __restrict row, int64_t n)
 })
 template <typename P, typename T>
 constexpr bool simd_sum = (std::is_same_v<T, float> || std::is_same_v<T, double>) && std::is_same_v<P, SumP<T>>;
+// One row of a column max/min (layout B) folded into the block's partials, NaN winning as in
+// MaxP/MinP: the baseline build's 4-lane compares and blends trailed torch's amax over dim 0.
+template <typename P, typename T>
+ND_SIMD_KERNEL(ColExtreme, (T* __restrict acc, const T* __restrict row, int64_t n), {
+  for (int64_t j = 0; j < n; ++j) acc[j] = P::step(acc[j], row[j]);
+})
+template <typename P, typename T>
+constexpr bool simd_extreme = (std::is_same_v<T, float> || std::is_same_v<T, double>) &&
+                              (std::is_same_v<P, MaxP<T>> || std::is_same_v<P, MinP<T>>);
 
 // Horizontal reduction of n contiguous elements, with independent lanes so it vectorises.
 template <typename P, typename T>
@@ -249,6 +258,7 @@ void reduce_impl(const Tensor& x, const ReducePlan& p, const Tensor& out, double
       for (int64_t r = 0; r < R; ++r) {
         const T* row = xd + group_offset(p.red, r) + c0;
         if constexpr (simd_sum<P, T>) simd_run<ColAccum<T>>(ac, row, c1 - c0);
+        else if constexpr (simd_extreme<P, T>) simd_run<ColExtreme<P, T>>(ac, row, c1 - c0);
         else for (int64_t j = 0; j < c1 - c0; ++j) ac[j] = P::step(ac[j], A((typename compute_type<T>::type)row[j]));
         if constexpr (cascade) {
           if ((r + 1) % kColBlock == 0 || r + 1 == R) {
