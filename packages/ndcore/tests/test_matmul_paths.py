@@ -155,6 +155,31 @@ def test_addmm(shape, bias, beta, alpha):
             _check(out, np.broadcast_to(ref, (m, n)), "float32", k)
 
 
+@pytest.mark.parametrize("shape", [(1024, 256, 768), (40, 300, 520), (7, 9, 33), (600, 1000, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("alpha", [1.0, -0.5])
+def test_addmm_row_bias_is_added_by_the_gemm_bit_for_bit(shape, tb, alpha):
+    """A float32 row bias with beta = 1 (nn.Linear) is added as the GEMM stores its first K block
+    (nd::sgemm_bias); the bits equal addmm over the same bias materialised as a full matrix, at
+    1 and 2 threads, and inf/NaN in the bias reach their columns."""
+    m, k, n = shape
+    a, b, c = _inputs(("rowbias", shape, tb), (m, k), (k, n), (n,))
+    c[: min(n, 3)] = [np.inf, np.nan, -np.inf][: min(n, 3)]
+    bias = nd.tensor(c.astype(np.float32))
+    for threads in (1, 2):
+        with _threads(threads):
+            x, w = _operand(a, False), _operand(b, tb)
+            fused = nd.addmm(bias, x, w, alpha=alpha)
+            full = nd.addmm(bias.expand(m, n).contiguous(), x, w, alpha=alpha)
+            np.testing.assert_array_equal(fused.numpy(), full.numpy())
+            strided = nd.addmm(nd.tensor(np.repeat(c, 2).astype(np.float32))[::2], x, w, alpha=alpha)
+            np.testing.assert_array_equal(strided.numpy(), full.numpy())
+            ref = alpha * (a @ b) + c
+            finite = np.isfinite(c)
+            _check(fused[:, finite], np.broadcast_to(ref, (m, n))[:, finite], "float32", k)
+
+
 def test_addmm_float64_and_errors():
     a, b, c = _inputs(("addmm64",), (33, 44), (44, 55), (55,), dtype="float64")
     out = nd.addmm(nd.tensor(c), nd.tensor(a), nd.tensor(b), beta=2.0, alpha=-1.0)

@@ -80,6 +80,9 @@ struct BatchedGemm {
   // Writes the addend of out[i] rows or columns [p0, p1) just before that piece's product, so
   // the bias copy is split like the product and the piece is still in cache when BLAS reads it.
   std::function<void(int64_t i, bool cols, int64_t p0, int64_t p1)> init;
+  // float32 with beta == 1 and an addend that is one contiguous row (nn.Linear's bias): the
+  // GEMM adds it as it stores (nd::sgemm_bias) and init is skipped, saving a pass over out.
+  const float* row_bias = nullptr;
 };
 
 // How a batched product is dealt out (Note [GEMM threading]).
@@ -124,7 +127,8 @@ void run_blas(const BatchedGemm& g) {
     int64_t d = s.cols ? N : M;
     int64_t p0 = std::min(d, q * s.chunk), p1 = s.pieces == 1 ? d : std::min(d, p0 + s.chunk);
     if (p0 >= p1) return;
-    if (g.init) g.init(i, s.cols, p0, p1);
+    const bool fused_bias = std::is_same_v<T, float> && g.row_bias != nullptr;
+    if (g.init && !fused_bias) g.init(i, s.cols, p0, p1);
     const T* a = A + g.aoff[i];
     const T* b = B + g.boff[i];
     T* c = C + i * M * N;
@@ -137,6 +141,11 @@ void run_blas(const BatchedGemm& g) {
       a += g.la.trans == CblasNoTrans ? p0 * g.la.ld : p0;
       c += p0 * N;
       m = p1 - p0;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (fused_bias)
+        return sgemm_bias(g.la.trans == CblasTrans, g.lb.trans == CblasTrans, m, n, K, (float)g.alpha, a, g.la.ld, b,
+                          g.lb.ld, g.row_bias + (s.cols ? p0 : 0), c, N);
     }
     blas_gemm<T>(g.la.trans, g.lb.trans, m, n, K, g.alpha, a, g.la.ld, b, g.lb.ld, g.beta, c, N);
   };
@@ -387,6 +396,8 @@ void k_addmm(Call& c) {
   BatchedGemm g = make_batched(a, {}, b, {}, {}, out);
   g.alpha = alpha;
   g.beta = beta;
+  if (beta == 1 && self.dtype() == DType::Float32 && self.device().is_cpu() && ss[0] == 0 && (ss[1] == 1 || N == 1))
+    g.row_bias = self.data<float>();
   if (beta != 0) {
     // beta == 0 ignores self entirely (NaN included), as torch does
     g.init = [&](int64_t, bool cols, int64_t p0, int64_t p1) {

@@ -19,6 +19,12 @@ namespace nd {
 void sgemm(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// C[M, N] = alpha * op(A) @ op(B) + bias, bias a row of N floats added to every row of C (the
+// addmm of nn.Linear): nd's kernel adds it as it stores the first K block instead of C being
+// filled with it first and read back; the bits equal sgemm(..., beta = 1) over a C so filled.
+void sgemm_bias(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, const float* bias, float* C, int64_t ldc);
+
 // Which implementation sgemm() takes for this product: "nd" or "openblas" (for tests).
 const char* sgemm_backend(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K);
 

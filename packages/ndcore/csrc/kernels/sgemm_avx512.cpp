@@ -134,7 +134,7 @@ ND_SIMD_TARGET_AVX512 void pack_a_band(int64_t mc, int64_t kc, const float* A, i
 // beta == 0 does not read C. op(A)[r, k] is a[r * lda + k], or a[k * lda + r] when ATrans.
 template <int R, int V, bool ATrans>
 ND_SIMD_TARGET_AVX512 void micro(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                                 float alpha, float beta, __mmask16 m0, __mmask16 m1) {
+                                 float alpha, float beta, const float* bias, __mmask16 m0, __mmask16 m1) {
   __m512 acc[R][V];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -155,7 +155,14 @@ ND_SIMD_TARGET_AVX512 void micro(int64_t kc, const float* a, int64_t lda, const 
   }
   __m512 va = _mm512_set1_ps(alpha);
   const __mmask16 mask[2] = {m0, m1};
-  if (beta == 0) {
+  if (beta == 0 && bias != nullptr) {
+    // the same fmadd a beta == 1 pass over C pre-filled with the bias would run, so the bits agree
+    __m512 bv[V];
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v)
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], _mm512_fmadd_ps(va, acc[r][v], bv[v]));
+  } else if (beta == 0) {
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], _mm512_mul_ps(va, acc[r][v]));
   } else if (beta == 1) {
@@ -175,8 +182,8 @@ ND_SIMD_TARGET_AVX512 void micro(int64_t kc, const float* a, int64_t lda, const 
   }
 }
 
-using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, float, float, __mmask16,
-                        __mmask16);
+using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, float, float, const float*,
+                        __mmask16, __mmask16);
 #define ND_MICRO_ROW(R, P) {&micro<R, 1, P>, &micro<R, 2, P>}
 #define ND_MICRO_ROWS(P)                                                                                    \
   {ND_MICRO_ROW(1, P), ND_MICRO_ROW(2, P), ND_MICRO_ROW(3, P),  ND_MICRO_ROW(4, P),  ND_MICRO_ROW(5, P),  \
@@ -188,9 +195,10 @@ const MicroFn kMicro[2][kMR][2] = {ND_MICRO_ROWS(false), ND_MICRO_ROWS(true)};
 #undef ND_MICRO_ROW
 
 // The blocked product for M, N, K >= 1 and alpha != 0 (Note [Packed SGEMM]).
+// bias (N floats or null) is added to every row of C with the first K block; it requires beta == 0.
 ND_SIMD_TARGET_AVX512 void sgemm_packed(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float alpha,
                                         const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                                        float* C, int64_t ldc) {
+                                        float* C, int64_t ldc, const float* bias = nullptr) {
   // Balanced blocks: K = 300 runs as 2 x 150 rather than 256 + 44.
   const int64_t kc_step = ceil_div(K, ceil_div(K, kKC));
   const int64_t nc_step = round_up(ceil_div(N, ceil_div(N, kNC)), kNR);
@@ -218,7 +226,8 @@ ND_SIMD_TARGET_AVX512 void sgemm_packed(bool a_trans, bool b_trans, int64_t M, i
         float* ci = C + ir * ldc + jc;
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t w = std::min<int64_t>(kNR, nc - jr);
-          micro_for[h - 1][w > 16](kc, as, lda_k, bp + (jr / kNR) * kc * kNR, ci + jr, ldc, alpha, beta_k, low_mask(w),
+          micro_for[h - 1][w > 16](kc, as, lda_k, bp + (jr / kNR) * kc * kNR, ci + jr, ldc, alpha, beta_k,
+                                   pc == 0 && bias != nullptr ? bias + jc + jr : nullptr, low_mask(w),
                                    low_mask(w - 16));
         }
       }
@@ -285,6 +294,17 @@ void sgemm(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float al
 #endif
   scipy_cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, (int)M,
                     (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void sgemm_bias(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, const float* bias, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+#ifdef ND_SIMD_X86
+  if (K > 0 && alpha != 0 && use_nd(a_trans, b_trans, M, N, K))
+    return sgemm_packed(a_trans, b_trans, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc, bias);
+#endif
+  for (int64_t i = 0; i < M; ++i) std::memcpy(C + i * ldc, bias, sizeof(float) * N);
+  sgemm(a_trans, b_trans, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
 }  // namespace nd
