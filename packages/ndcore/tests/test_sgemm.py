@@ -282,3 +282,22 @@ def test_matmul_ops(ta, tb):
             _check(bm[i], _ref(1.0, a, b, 0, None), a, b, 1.0, None, 0)
     finally:
         nd.set_num_threads(old)
+
+
+@pytest.mark.skipif(not AVX512 or FORCED == "openblas", reason="nd's kernel needs AVX-512")
+@pytest.mark.parametrize("M", [1, 5, 13, 32])
+@pytest.mark.parametrize("K,N", [(250, 1024), (784, 130), (257, 64), (3000, 200), (64, 4096)])
+def test_short_a_reads_b_in_place_with_the_packed_kernels_bits(M, K, N):
+    """A @ B with at most 32 rows skips packing B (sgemm_short) yet sums every element's products
+    in the packed kernel's order (same K blocks, one FMA chain each): its rows equal those of the
+    same product computed as part of 40 rows, which the packed kernel runs, bit for bit, and the
+    columns past the last 64-wide strip too."""
+    if _LIB.nd_sgemm_backend(0, 0, M, N, K).decode() != "nd":
+        pytest.skip("OpenBLAS takes a product this small (ND_SGEMM=nd runs it)")
+    rng = _rng("short", M, K, N)
+    a40, b = rng.standard_normal((40, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+    zeros = np.zeros((M, N), np.float32)
+    short = _sgemm(False, False, 1.0, a40[:M], b, 0.0, zeros)
+    tall = _sgemm(False, False, 1.0, a40, b, 0.0, np.zeros((40, N), np.float32))
+    np.testing.assert_array_equal(short, tall[:M])
+    _check(short, _ref(1.0, a40[:M], b, 0.0, zeros), a40[:M], b, 1.0, zeros, 0.0)

@@ -26,6 +26,8 @@
 // Edge tiles run the same code: a template per row count (1..12) and per vector count (1 or 2),
 // with masked loads and stores of C for the last columns, so nothing is computed or written
 // past M or N and no scalar loop remains.
+// A short A (M <= 32 rows, plain layouts, alpha 1, beta 0) skips the packing of B: sgemm_short
+// reads B in place through 5 x 64 register tiles over the same K blocks.
 // K is cut into balanced kKC blocks; the first applies beta, the later ones accumulate into C,
 // so every element of C sums its K products in the same order (k ascending, one FMA chain per
 // block) wherever it sits in C. A product therefore has the same bits however the caller splits
@@ -41,6 +43,7 @@
 #include "sgemm.h"
 #include "simd_dispatch.h"
 #include "simd_transpose.h"
+#include "tile64.h"
 
 namespace nd {
 namespace {
@@ -235,6 +238,34 @@ ND_SIMD_TARGET_AVX512 void sgemm_packed(bool a_trans, bool b_trans, int64_t M, i
   }
 }
 
+// C = A @ B for a short A (M <= kShortM rows) with B read in place, no packing: with few rows to
+// reuse it, packing B cost as much as the product (20 x 250 @ 250 x 1024 at one thread: 108 ->
+// 64 us). Each 64-column strip runs 5 x 64 register tiles (tile64.h) over the same balanced K
+// blocks as sgemm_packed, each block one FMA chain from zero added to C, so every element gets
+// the packed kernel's bits and a product split across threads stays bitwise the same.
+constexpr int64_t kShortM = 32;
+ND_SIMD_TARGET_AVX512 void sgemm_short(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                                       int64_t ldb, float* C, int64_t ldc) {
+  const int64_t kc_step = ceil_div(K, ceil_div(K, kKC));
+  float* part = tl_pack_a.get(size_t(kShortM * 64));
+  const int64_t full = N / 64 * 64;
+  for (int64_t n0 = 0; n0 < full; n0 += 64)
+    for (int64_t pc = 0; pc < K; pc += kc_step) {
+      const int64_t kc = std::min(kc_step, K - pc);
+      if (pc == 0) {
+        tile64::rows<false>(M, kc, A, lda, B + n0, ldb, C + n0, ldc);
+        continue;
+      }
+      tile64::rows<false>(M, kc, A + pc, lda, B + pc * ldb + n0, ldb, part, 64);
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t j = 0; j < 64; j += 16) {
+          float* c = C + r * ldc + n0 + j;
+          _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), _mm512_loadu_ps(part + r * 64 + j)));
+        }
+    }
+  if (full < N) sgemm_packed(false, false, M, N - full, K, 1.0f, A, lda, B + full, ldb, 0.0f, C + full, ldc);
+}
+
 enum class Backend { Auto, OpenBlas, Nd };
 
 Backend env_backend() {
@@ -289,8 +320,11 @@ void sgemm(bool a_trans, bool b_trans, int64_t M, int64_t N, int64_t K, float al
     return;
   }
 #ifdef ND_SIMD_X86
-  if (use_nd(a_trans, b_trans, M, N, K))
+  if (use_nd(a_trans, b_trans, M, N, K)) {
+    if (!a_trans && !b_trans && alpha == 1 && beta == 0 && M <= kShortM && N >= 64)
+      return sgemm_short(M, N, K, A, lda, B, ldb, C, ldc);
     return sgemm_packed(a_trans, b_trans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
 #endif
   scipy_cblas_sgemm(CblasRowMajor, a_trans ? CblasTrans : CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, (int)M,
                     (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
