@@ -37,12 +37,14 @@ SITE = BUILD / "site"
 LOGS = BUILD / "logs"
 
 # Every test file that drives C++ code: ops over every dtype and sample, views and indexing,
-# error paths, reductions, sort/shape kernels, linalg, NumPy/DLPack interop, device backends.
+# error paths, reductions, sort/shape kernels, linalg, NumPy/DLPack interop, device backends,
+# the fused LSTM loops, nd's SGEMM and the matmul split paths, pow and the binder's call paths.
 # Left out: test_cpp_extension (compiles extensions, unsanitized), test_multiprocessing and
-# test_tensor_str (Python around the same entry points). About 2 min on 2 cores, after a cold
+# test_tensor_str (Python around the same entry points). About 3 min on 2 cores, after a cold
 # -O0 build of about 3.5 min; `-- -k <expr>` narrows it.
 TESTS = ["test_ops.py", "test_views_indexing.py", "test_errors.py", "test_reductions.py", "test_sort_shape.py",
-         "test_linalg.py", "test_creation_interop.py", "test_devices.py", "test_cat_gather_fast.py", "test_nn_norm_loss.py"]
+         "test_linalg.py", "test_creation_interop.py", "test_devices.py", "test_cat_gather_fast.py", "test_nn_norm_loss.py",
+         "test_rnn_kernels.py", "test_sgemm.py", "test_matmul_paths.py", "test_pow_scalar.py", "test_call_paths.py"]
 
 ASAN_OPTIONS = {
     "detect_leaks": "0",                # CPython keeps objects alive until exit by design

@@ -85,3 +85,15 @@ def test_numbers_with_numbers_keep_the_default_dtype_for_users():
     """Only calls on numbers alone compute in double: where(cond, 1.0, 0) is float32, as torch."""
     assert nd.where(nd.tensor([True, False]), 1.0, 0).dtype == nd.float32
     assert (nd.tensor(2.0) * 0.1).dtype == nd.float32
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
+def test_integer_pow_wraps_like_torch(dtype):
+    """Integer powers that overflow wrap modulo 2^bits as torch's (the products run in unsigned
+    64-bit arithmetic: signed overflow is undefined behaviour, which the sanitizer build reports)."""
+    r = np.random.default_rng(5)
+    a = r.integers(0 if dtype == "uint8" else -60, 60, 300).astype(dtype)
+    b = r.integers(0, 80, 300).astype(dtype)
+    got = nd.pow(nd.tensor(a), nd.tensor(b)).numpy()
+    want = torch.pow(torch.tensor(a), torch.tensor(b)).numpy()
+    np.testing.assert_array_equal(got, want)

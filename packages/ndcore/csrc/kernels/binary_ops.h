@@ -78,12 +78,14 @@ struct Pow {
       return a || !b;
     } else {
       if (b < 0) return a == 1 ? T(1) : (a == T(-1) ? T((b % 2) ? -1 : 1) : T(0));
-      T r = 1, base = a;
+      // wrapping products, as torch's (signed overflow would be undefined): modulo 2^64, then
+      // truncated, which equals truncating every step
+      uint64_t r = 1, base = uint64_t(int64_t(a));
       for (auto e = b; e > 0; e >>= 1) {
-        if (e & 1) r = T(r * base);
-        base = T(base * base);
+        if (e & 1) r *= base;
+        base *= base;
       }
-      return r;
+      return T(r);
     }
   }
 };
