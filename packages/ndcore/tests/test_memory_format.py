@@ -109,3 +109,40 @@ def test_clone_keeps_gradients_flowing_through_layouts():
     y = x.contiguous(memory_format=nd.channels_last) * 3
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3, 4, 5), 3, np.float32))
+
+
+LIKE_LAYOUTS = LAYOUTS + [((1, 3, 1, 2), (3, 2, 1, 0), None), ((6, 4), (1, 0), 2), ((2, 3, 4, 5), (0, 3, 1, 2), None)]
+
+
+@pytest.mark.parametrize("shape,perm,step", LIKE_LAYOUTS)
+@pytest.mark.parametrize("name", ["empty_like", "zeros_like", "ones_like", "rand_like", "randn_like", "full_like"])
+def test_like_functions_preserve_dense_layouts_like_torch(shape, perm, step, name):
+    """The *_like default is preserve_format: a non-overlapping, dense input's exact strides
+    (transposes, channels_last, permutations with size-1 dims), row-major otherwise; results
+    are plain tensors (no base), and contiguous_format still asks for row-major."""
+    a, t = _pair(shape, perm, step)
+    extra = (2.5,) if name == "full_like" else ()
+    got = getattr(nd, name)(a, *extra)
+    assert got.shape == a.shape and got._base is None
+    if name in ("zeros_like", "ones_like", "full_like"):
+        np.testing.assert_array_equal(got.numpy(), np.full(tuple(a.shape), {"zeros_like": 0.0, "ones_like": 1.0}.get(
+            name, 2.5), np.float32))
+    row = getattr(nd, name)(a, *extra, memory_format=nd.contiguous_format)
+    assert row.is_contiguous()
+    if torch is not None and a.numel() > 0:  # an empty tensor's strides address nothing
+        want = getattr(torch, name)(t, *extra)
+        assert got.stride() == want.stride(), (got.stride(), want.stride())
+        assert row.stride() == getattr(torch, name)(t, *extra, memory_format=torch.contiguous_format).stride()
+
+
+@pytest.mark.parametrize("size,stride", [((2, 3), (1, 2)), ((2, 3, 4), (12, 1, 3)), ((3, 0), (1, 3)), ((), ()),
+                                         ((4, 5), (0, 1)), ((2, 2), (3, 1))])
+def test_empty_strided_like_torch(size, stride):
+    got = nd.empty_strided(size, stride, dtype=nd.float64)
+    assert tuple(got.shape) == size and got.stride() == stride and got.dtype == nd.float64
+    got.fill_(1.5)
+    assert (got.numpy() == 1.5).all()
+    if torch is not None:
+        assert torch.empty_strided(size, stride).stride() == got.stride()
+    with pytest.raises(ValueError, match=r"\[empty_strided\]"):
+        nd.empty_strided((2, 3), (1,))

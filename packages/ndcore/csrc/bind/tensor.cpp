@@ -4,6 +4,7 @@
 
 namespace nd {
 bool is_contiguous_in_format(const Shape& sizes, const Shape& strides, const std::string& format);  // kernels/loops.h
+Shape strides_for_format(const Tensor& x, const std::string& format, const char* op);                 // kernels/loops.h
 DType default_float_dtype();
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 DType result_type(const std::vector<Tensor>& ts);
@@ -439,6 +440,11 @@ void init_tensor(py::module_& m, py::class_<TensorImpl, std::shared_ptr<TensorIm
           return false;
         if (t->base == nullptr) return t->storage.use_count() == 1;
         return t->base.use_count() == 1 && t->base->base == nullptr && t->storage.use_count() == 2;
+      })
+      // the strides a preserve_format copy of this tensor takes (Note [Memory formats]); the
+      // *_like functions lay out their results by them, as torch's do
+      .def("_preserve_format_strides", [](std::shared_ptr<TensorImpl> t) {
+        return strides_for_format(Tensor(t), "preserve_format", "empty_like");
       })
       .def("_detach_alias", [](std::shared_ptr<TensorImpl> t) {
         Tensor x(t);

@@ -19,7 +19,7 @@ from ._C import (  # noqa: E402
 )
 from . import _creation, _ops_gen, _tensor  # noqa: E402
 from ._creation import (  # noqa: E402
-    as_tensor, asarray, empty, full, full_like, get_rng_state, initial_seed, manual_seed, normal, ones,
+    as_tensor, asarray, empty, empty_strided, full, full_like, get_rng_state, initial_seed, manual_seed, normal, ones,
     rand, randint, randn, randperm, seed, set_rng_state, tensor, zeros,
 )
 from ._memory_format import (  # noqa: E402

@@ -111,11 +111,33 @@ def _into_out(op, out, t):
     return _C._write_out(op, out, t)
 
 
-def _like_result(t, memory_format, requires_grad):
-    """A *_like result laid out as an explicit memory_format asks (channels_last...; the default
-    is row-major), then made a leaf that requires grad if asked (after the layout copy)."""
-    if memory_format is not None and str(memory_format) not in ("preserve_format", "contiguous_format"):
+def _like_create(make, input, memory_format):
+    """make(shape) laid out as a *_like result: by default torch's preserve_format (a non-overlapping
+    dense input's exact strides, else dense strides in the input's stride order), row-major for
+    contiguous_format, or an explicit memory_format."""
+    fmt = None if memory_format is None else str(memory_format)
+    if fmt in (None, "preserve_format") and input.dim() > 1 and not input.is_contiguous():
+        # a dense input's own strides, else dense ones in its stride order (Note [Memory formats]):
+        # the result is made flat in memory order, then given those strides as a plain tensor
+        strides = tuple(input._preserve_format_strides())
+        return make((input.numel(),)).as_strided(tuple(input.shape), strides)._detach_alias()
+    t = make(tuple(input.shape))
+    if fmt not in (None, "preserve_format", "contiguous_format"):
         t = t.contiguous(memory_format=memory_format)
+    return t
+
+
+def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """An uninitialised tensor with the given sizes and strides (in elements), over a storage just
+    large enough for its farthest element (torch.empty_strided)."""
+    size, stride = tuple(int(v) for v in size), tuple(int(v) for v in stride)
+    if len(size) != len(stride):
+        raise ValueError(f"[empty_strided] mismatch in length of strides and shape: {len(stride)} strides for "
+                         f"shape {size}")
+    if any(v < 0 for v in size) or any(v < 0 for v in stride):
+        raise ValueError(f"[empty_strided] expected non-negative sizes and strides, got {size} and {stride}")
+    span = 0 if 0 in size else 1 + sum((n - 1) * st for n, st in zip(size, stride))
+    t = _C.empty((span,), dtype=dtype, device=device).as_strided(size, stride)
     return _finish(t, requires_grad)
 
 
@@ -150,15 +172,17 @@ def ones(*size, dtype=None, device=None, requires_grad=False, out=None):
 
 def _like(fn):
     def like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
-        t = fn(tuple(input.shape), dtype=dtype or input.dtype, device=device or input.device, **kw)
-        return _like_result(t, memory_format, requires_grad)
+        t = _like_create(lambda shape: fn(shape, dtype=dtype or input.dtype, device=device or input.device, **kw),
+                         input, memory_format)
+        return _finish(t, requires_grad)
     like.__name__ = fn.__name__ + "_like"
     return like
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    t = full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, device=device or input.device)
-    return _like_result(t, memory_format, requires_grad)
+    t = _like_create(lambda shape: full(shape, fill_value, dtype=dtype or input.dtype, device=device or input.device),
+                     input, memory_format)
+    return _finish(t, requires_grad)
 
 
 def _random_tensor(size, dtype, device, requires_grad, fill, out=None):
