@@ -51,11 +51,10 @@ namespace rnn_fast {
 #ifdef ND_SIMD_X86
 namespace {
 
-using tile64::v16f;
-
 // C (R x 64, row stride 64) += A (R x K, row stride lda) @ P (K x 64, contiguous).
 template <int R>
-__attribute__((always_inline)) inline void tile(const float* A, int64_t lda, const float* P, float* C, int64_t K) {
+__attribute__((always_inline, target("avx512f,fma"))) inline void tile(const float* A, int64_t lda, const float* P,
+                                                                       float* C, int64_t K) {
   tile64::tile<R>(A, lda, P, 64, C, 64, K);
 }
 

@@ -3,46 +3,48 @@
 // (R x K, row stride lda) @ B (K x 64, row stride ldb), with R <= 5 rows x 64 columns = 20
 // AVX-512 accumulators.
 #pragma once
+#include <immintrin.h>
+
 #include <cstdint>
 
 namespace nd {
 namespace tile64 {
 
-// aligned(4): rows of the operands are only float-aligned; the type also allows aliasing floats
-typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
+// Compiled only inside AVX-512 callers (always_inline; the target lets the intrinsics inline
+// here). The FMAs are explicit: left to the compiler to contract, an unoptimised build (the
+// sanitizer's -O0) rounds a * b and the add separately, and sgemm_short would no longer give the
+// packed kernel's bits (Note [Packed SGEMM]).
+#define ND_TILE64_INLINE __attribute__((always_inline, target("avx512f,fma"))) inline
 
-// always_inline: compiled inside the AVX-512 callers, never as a generic (SSE-emulated) copy.
 // Acc = false overwrites C instead of adding to it (no read of C, which may be uninitialised).
+// Rows of the operands are only float-aligned: unaligned loads and stores throughout.
 template <int R, bool Acc = true>
-__attribute__((always_inline)) inline void tile(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                                                int64_t ldc, int64_t K) {
-  v16f acc[R][4];
+ND_TILE64_INLINE void tile(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t K) {
+  __m512 acc[R][4];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) {
-      if constexpr (Acc) acc[r][j] = *reinterpret_cast<const v16f*>(C + r * ldc + 16 * j);
-      else acc[r][j] = v16f{};
-    }
+    for (int j = 0; j < 4; ++j) acc[r][j] = Acc ? _mm512_loadu_ps(C + r * ldc + 16 * j) : _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
-    const v16f* b = reinterpret_cast<const v16f*>(B + k * ldb);
-    const v16f b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+    const float* b = B + k * ldb;
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
+                 b3 = _mm512_loadu_ps(b + 48);
     for (int r = 0; r < R; ++r) {
-      const float a = A[r * lda + k];
-      acc[r][0] += a * b0;
-      acc[r][1] += a * b1;
-      acc[r][2] += a * b2;
-      acc[r][3] += a * b3;
+      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 4; ++j) *reinterpret_cast<v16f*>(C + r * ldc + 16 * j) = acc[r][j];
+    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(C + r * ldc + 16 * j, acc[r][j]);
 }
 
 // C (M x 64) = A (M x K) @ B (K x 64) (Acc = false) or += (Acc = true), M of any size: 5-row
 // tiles, then one tile for the remaining rows. K runs in slices of 128 so a slice of B (32 KB)
 // stays in L1 while every row tile passes over it.
 template <bool Acc>
-__attribute__((always_inline)) inline void rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* B,
-                                                int64_t ldb, float* C, int64_t ldc) {
+ND_TILE64_INLINE void rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                           int64_t ldc) {
   constexpr int64_t kKc = 128;
   for (int64_t k0 = 0; k0 < K || (k0 == 0 && !Acc); k0 += kKc) {
     const int64_t kc = K - k0 < kKc ? K - k0 : kKc;
@@ -70,6 +72,8 @@ __attribute__((always_inline)) inline void rows(int64_t M, int64_t K, const floa
     if (K == 0) break;
   }
 }
+
+#undef ND_TILE64_INLINE
 
 }  // namespace tile64
 }  // namespace nd
