@@ -220,23 +220,19 @@ void large_free(Block* b) {
   auto& c = cache();
   std::lock_guard<std::mutex> g(c.mu);
   b->free = true;
-  if (Block* n = b->next; n && n->free) {  // out of the set before its size (the set's key) changes
-    c.free_blocks.erase(n);
-    c.cached_bytes -= n->size;
-    b->size += n->size;
-    b->next = n->next;
-    if (n->next) n->next->prev = b;
-    delete n;
-  }
-  if (Block* pv = b->prev; pv && pv->free) {
-    c.free_blocks.erase(pv);
-    c.cached_bytes -= pv->size;
-    pv->size += b->size;
-    pv->next = b->next;
-    if (b->next) b->next->prev = pv;
-    delete b;
-    b = pv;
-  }
+  // A free neighbour leaves the set before its size (the set's key) changes, and its bytes are
+  // counted again with the merged block; `right` is absorbed into `left`.
+  auto merge = [&c](Block* left, Block* right, Block* cached) {
+    c.free_blocks.erase(cached);
+    c.cached_bytes -= cached->size;
+    left->size += right->size;
+    left->next = right->next;
+    if (right->next) right->next->prev = left;
+    delete right;
+    return left;
+  };
+  if (Block* n = b->next; n && n->free) b = merge(b, n, n);
+  if (Block* pv = b->prev; pv && pv->free) b = merge(pv, b, pv);
   // Over the limit only a whole segment can go back; a free piece of a segment in use waits for
   // its neighbours.
   if (!b->prev && !b->next && c.cached_bytes + b->size > kCacheLimit) {

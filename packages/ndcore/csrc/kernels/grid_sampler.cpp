@@ -148,6 +148,15 @@ Tensor zeros_of(const Shape& s, DType dt) {
   return t;
 }
 
+void set_backward_outputs(Call& c, Tensor gi, Tensor gg, DType dt, bool keep_all, const Shape& input_sizes,
+                          const Shape& grid_sizes) {
+  if (gi.defined() && gi.dtype() != dt) gi = gi.to(dt);
+  if (gg.defined() && gg.dtype() != dt) gg = gg.to(dt);
+  if (keep_all && !gi.defined()) gi = zeros_of(input_sizes, dt);
+  if (keep_all && !gg.defined()) gg = zeros_of(grid_sizes, dt);
+  c.outputs = {gi, gg};
+}
+
 Args check_args(const char* op, int k, const Tensor& input, const Tensor& grid, const std::vector<Value>& attrs) {
   const std::string pre = std::string("[") + op + "] ";
   int rank = k + 2;
@@ -223,13 +232,7 @@ void k_grid_sampler_2d_backward(Call& c) {
   };
   if (cdt == DType::Float64) run(double{});
   else run(float{});
-  if (cdt != dt) {
-    if (gi.defined()) gi = gi.to(dt);
-    if (gg.defined()) gg = gg.to(dt);
-  }
-  if (keep_all && !gi.defined()) gi = grid::zeros_of(input.sizes(), dt);
-  if (keep_all && !gg.defined()) gg = grid::zeros_of(grid_t.sizes(), dt);
-  c.outputs = {gi, gg};
+  grid::set_backward_outputs(c, gi, gg, dt, keep_all, input.sizes(), grid_t.sizes());
 }
 
 }  // namespace nd

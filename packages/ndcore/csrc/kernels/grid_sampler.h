@@ -33,6 +33,10 @@ Args check_args(const char* op, int k, const Tensor& input, const Tensor& grid, 
 DType real_dtype(const char* op, DType dt);
 Tensor contig_as(const Tensor& t, DType dt);
 Tensor zeros_of(const Shape& s, DType dt);
+// The backward's outputs (grad_input, grad_grid): computed in the compute dtype, returned in the
+// input's dtype dt; under grad mode an unrequested gradient is zeros (keep_all), else undefined.
+void set_backward_outputs(Call& c, Tensor gi, Tensor gg, DType dt, bool keep_all, const Shape& input_sizes,
+                          const Shape& grid_sizes);
 
 // Bilinear/nearest over contiguous input (N, C, *spatial), grid (N, *out, k) and output
 // (N, C, *out) in the compute dtype T.

@@ -430,13 +430,7 @@ void k_grid_sampler_3d_backward(Call& c) {
   else
     grid::linear_backward<float>(go.data<float>(), x.data<float>(), g.data<float>(), want_i ? gi.data<float>() : nullptr,
                                  want_g ? gg.data<float>() : nullptr, a);
-  if (cdt != dt) {
-    if (gi.defined()) gi = gi.to(dt);
-    if (gg.defined()) gg = gg.to(dt);
-  }
-  if (keep_all && !gi.defined()) gi = grid::zeros_of(input.sizes(), dt);
-  if (keep_all && !gg.defined()) gg = grid::zeros_of(grid_t.sizes(), dt);
-  c.outputs = {gi, gg};
+  grid::set_backward_outputs(c, gi, gg, dt, keep_all, input.sizes(), grid_t.sizes());
 }
 
 }  // namespace nd

@@ -347,21 +347,31 @@ struct UView {
 
 constexpr int kFlip[4] = {3, 1, 2, 0};  // G applied to a reversed kernel column: u0 and u3 swap
 
-template <typename F>
-bool run(const Problem& p, const UView& u) {
-  constexpr int64_t E = F::a * F::a;
-  int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
-  // Tiles per block: V and M in L2 where that still leaves a GEMM wide enough to amortise
-  // packing U_e, and blocks spread evenly over the workers. With fewer blocks than workers the
-  // output channels are split too (each part transforms its block's input again: cheap next to
-  // its GEMMs).
+struct TileBlocks {
+  int64_t tb, nblocks, ld;
+};
+// Tiles per block: V and M in L2 where that still leaves a GEMM wide enough to amortise packing
+// U_e, and blocks spread evenly over the workers; ld, the row stride of V and M, starts rows on
+// a vector boundary, with slack for InputTransformPadded. Shared by the forward/input-gradient
+// pass and the weight gradient.
+TileBlocks tile_blocks(const Problem& p, int64_t E, int64_t threads) {
+  const int64_t T = p.N * p.TH * p.TW;
   int64_t tb = std::max(kMinTiles, kBlockBytes / (E * (p.CI + p.CO) * (int64_t)sizeof(float)));
   int64_t nblocks = (T + tb - 1) / tb;
   if (threads > 1 && nblocks > threads) nblocks = (nblocks + threads - 1) / threads * threads;
   tb = (T + nblocks - 1) / nblocks;
   nblocks = (T + tb - 1) / tb;
-  // Row stride of V and M: rows start on a vector boundary, with slack for InputTransformPadded.
-  int64_t ld = (tb + kVec - 1) / kVec * kVec + kVec;
+  return {tb, nblocks, (tb + kVec - 1) / kVec * kVec + kVec};
+}
+
+template <typename F>
+bool run(const Problem& p, const UView& u) {
+  constexpr int64_t E = F::a * F::a;
+  const int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
+  // With fewer blocks than workers the output channels are split too (each part transforms its
+  // block's input again: cheap next to its GEMMs).
+  const TileBlocks blk = tile_blocks(p, E, threads);
+  const int64_t tb = blk.tb, nblocks = blk.nblocks, ld = blk.ld;
   int64_t parts = threads > nblocks ? std::min<int64_t>(threads / nblocks, std::max<int64_t>(1, p.CO / 64)) : 1;
   int64_t cpart = (p.CO + parts - 1) / parts, esv = p.CI * ld + 16, esm = cpart * ld + 16;
   PaddedInput<F> xin(p);
@@ -475,13 +485,10 @@ ND_SIMD_KERNEL(WeightGradTransform, (const float* dU, int64_t es, int64_t o0, in
 template <typename F>
 bool run_dw(const Problem& p, const float* gy, float* gw) {
   constexpr int64_t E = F::a * F::a;
-  int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
-  int64_t tb = std::max(kMinTiles, kBlockBytes / (E * (p.CI + p.CO) * (int64_t)sizeof(float)));
-  int64_t nblocks = (T + tb - 1) / tb;
-  if (threads > 1 && nblocks > threads) nblocks = (nblocks + threads - 1) / threads * threads;
-  tb = (T + nblocks - 1) / nblocks;
-  nblocks = (T + tb - 1) / tb;
-  int64_t ld = (tb + kVec - 1) / kVec * kVec + kVec, esv = p.CI * ld + 16, esm = p.CO * ld + 16, esd = p.CO * p.CI + 16;
+  const int64_t T = p.N * p.TH * p.TW, threads = get_num_threads();
+  const TileBlocks blk = tile_blocks(p, E, threads);
+  const int64_t tb = blk.tb, nblocks = blk.nblocks, ld = blk.ld;
+  const int64_t esv = p.CI * ld + 16, esm = p.CO * ld + 16, esd = p.CO * p.CI + 16;
   PaddedInput<F> xin(p);
   // One worker sums straight into dsum; several sum privately and add theirs in under the lock.
   bool shared = threads == 1 || nblocks == 1;

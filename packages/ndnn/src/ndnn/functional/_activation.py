@@ -10,6 +10,8 @@ import warnings
 import ndcore as nd
 from ndcore import _C
 
+from ..amp import _lowering_dtype
+
 __all__ = [
     "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "selu", "selu_", "celu",
     "celu_", "gelu", "silu", "mish", "sigmoid", "tanh", "hardtanh", "hardtanh_", "hardswish", "hardsigmoid",
@@ -115,8 +117,6 @@ def prelu(input, weight):
     elif weight.dim() != 0:
         weight = weight.reshape(())
     out = nd.where(input > 0, input, input * weight)
-    from ..amp import _lowering_dtype
-
     lower = _lowering_dtype(out.device.type)
     # torch lowers prelu under CPU autocast (float32 only, as the other 'lower' ops)
     return out.to(lower) if lower is not None and out.dtype == nd.float32 else out

@@ -6,6 +6,7 @@ import math
 import ndcore as nd
 import ndgrad
 
+from ..amp import _lowering_dtype, autocast
 from . import _dropout
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
@@ -127,8 +128,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     rest (dropout, 16-bit floats, broadcast batch dims, empty inputs, a mask that needs a
     gradient) run the composite softmax(QK^T)V below.
     """
-    from ..amp import _lowering_dtype, autocast
-
     lower = _lowering_dtype(query.device.type)
     if lower is not None and nd.float32 in (query.dtype, key.dtype, value.dtype) and \
             all(t.dtype.is_floating_point and t.dtype != nd.float64 for t in (query, key, value)):

@@ -18,6 +18,7 @@ import ndgrad
 from ndcore import _C
 
 from .. import init
+from ..amp import _lowering_dtype, autocast
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence
 from .module import Module
@@ -142,8 +143,6 @@ def _run_steps(step, gx, batch_sizes, state, reverse):
 def _autocast_lowering(x, weight):
     """The autocast dtype when autocast is on for ``x``'s device and would lower this module's
     float32 work (torch's CPU autocast lowers float32 only); None otherwise."""
-    from ..amp import _lowering_dtype
-
     return _lowering_dtype(x.device.type) if weight.dtype == nd.float32 else None
 
 
@@ -161,14 +160,12 @@ def _without_autocast(module, input, hx):
     """Runs ``module.forward`` in its weights' dtype with autocast suspended (inputs and states
     cast to it). nd's fused recurrent kernels compute in float32/float64, so under autocast a
     recurrent module rounds its results afterwards instead of lowering each op inside it."""
-    from .. import amp
-
     w = module.weight_ih_l0.dtype if isinstance(module, RNNBase) else module.weight_ih.dtype
     if isinstance(input, PackedSequence):
         input = PackedSequence(_cast(input.data, w), input.batch_sizes, input.sorted_indices, input.unsorted_indices)
     else:
         input = _cast(input, w)
-    with amp.autocast(input.data.device.type if isinstance(input, PackedSequence) else input.device.type,
+    with autocast(input.data.device.type if isinstance(input, PackedSequence) else input.device.type,
                       enabled=False):
         return module.forward(input, _cast_state(hx, w))
 
